@@ -1,0 +1,71 @@
+"""procman: an observability-first supervisor toolkit for asyncio.
+
+The core imports nothing outside the standard library. See the README for
+the guarantees and the observer backends.
+"""
+
+from __future__ import annotations
+
+import logging as _logging
+
+from procman._version import __version__
+from procman.child import CURRENT_CHILD
+from procman.context import (
+    RunnableWithContext,
+    RuntimeContext,
+    SupportsStartWithContext,
+    runnable,
+    with_runtime_context,
+)
+from procman.errors import ManagerStateError, ProcmanError, TerminationSignal
+from procman.events import LifecycleEvent
+from procman.guard import RuntimeGuard, RuntimeHandle, RuntimeTicker
+from procman.manager import ManagerHandle, ProcessManager, ProcessManagerBuilder
+from procman.observer import Fanout, Observer
+from procman.runnable import (
+    Control,
+    ControlMessage,
+    Custom,
+    Next,
+    ProcessControlHandler,
+    ProcessOperation,
+    Runnable,
+    RuntimeControlMessage,
+)
+from procman.snapshot import ChildSnapshot, ChildState, ManagerPhase, SupervisorSnapshot
+
+_logging.getLogger("procman").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "CURRENT_CHILD",
+    "ChildSnapshot",
+    "ChildState",
+    "Control",
+    "ControlMessage",
+    "Custom",
+    "Fanout",
+    "LifecycleEvent",
+    "ManagerHandle",
+    "ManagerPhase",
+    "ManagerStateError",
+    "Next",
+    "Observer",
+    "ProcessControlHandler",
+    "ProcessManager",
+    "ProcessManagerBuilder",
+    "ProcessOperation",
+    "ProcmanError",
+    "Runnable",
+    "RunnableWithContext",
+    "RuntimeContext",
+    "RuntimeControlMessage",
+    "RuntimeGuard",
+    "RuntimeHandle",
+    "RuntimeTicker",
+    "SupervisorSnapshot",
+    "SupportsStartWithContext",
+    "TerminationSignal",
+    "__version__",
+    "runnable",
+    "with_runtime_context",
+]

@@ -1,0 +1,3 @@
+"""The procman version (single source, read by the build backend)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,211 @@
+"""RuntimeGuard, RuntimeTicker and RuntimeHandle: control messages for one process.
+
+A guard owns one FIFO queue of control messages. The process takes a
+:class:`RuntimeTicker` from it and races its own work against that queue;
+supervisors (or anyone) hold a :class:`RuntimeHandle` to put messages in.
+
+Guarantees:
+
+* Messages are delivered in the order they were sent, each exactly once.
+* Messages sent before the ticker exists (before the process started) are
+  kept and delivered on the first tick.
+* A guard can be started, shut down and started again: every call to
+  :meth:`RuntimeGuard.runtime_ticker` begins a new run.
+* Waiting costs one future per waiting process: guards never share a waiter,
+  so cancelling many processes stays linear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from procman.runnable import (
+    Control,
+    ControlMessage,
+    Custom,
+    Next,
+    ProcessControlHandler,
+    ProcessOperation,
+    RuntimeControlMessage,
+)
+
+__all__ = ["RuntimeGuard", "RuntimeHandle", "RuntimeTicker"]
+
+T = TypeVar("T")
+
+_SHUTDOWN = RuntimeControlMessage.SHUTDOWN
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class RuntimeGuard:
+    """The control-message queue of one process.
+
+    Create one per process object; hand :meth:`handle` to supervisors and use
+    :meth:`runtime_ticker` (or :meth:`block_until_shutdown`) inside
+    ``process_start``.
+    """
+
+    __slots__ = ("__weakref__", "_handle", "_queue", "_running", "_waiter")
+
+    def __init__(self) -> None:
+        self._queue: deque[ControlMessage] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._running = False
+        self._handle: RuntimeHandle | None = None
+
+    # -- process side -------------------------------------------------------
+    def runtime_ticker(self) -> RuntimeTicker:
+        """Begin a run and return the ticker that delivers this guard's messages."""
+        self._running = True
+        return RuntimeTicker(self)
+
+    def is_running(self) -> bool:
+        """True from :meth:`runtime_ticker` until a shutdown message has been delivered."""
+        return self._running
+
+    async def block_until_shutdown(self) -> None:
+        """Wait until a shutdown message arrives; other messages are dropped.
+
+        Marks the guard running while it waits, like :meth:`runtime_ticker`.
+        """
+        self._running = True
+        queue = self._queue
+        while True:
+            while queue:
+                if queue.popleft() is _SHUTDOWN:
+                    self._running = False
+                    return
+            await self._wait()
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    # -- sender side --------------------------------------------------------
+    def handle(self) -> RuntimeHandle:
+        """The handle that sends messages to this guard (one per guard)."""
+        handle = self._handle
+        if handle is None:
+            handle = self._handle = RuntimeHandle(self)
+        return handle
+
+    def send_nowait(self, message: ControlMessage) -> None:
+        """Queue ``message`` and wake the process if it is waiting."""
+        self._queue.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<RuntimeGuard running={self._running} queued={len(self._queue)}>"
+
+
+class RuntimeTicker:
+    """Races a process's work against its guard's control messages."""
+
+    __slots__ = ("_guard",)
+
+    def __init__(self, guard: RuntimeGuard) -> None:
+        self._guard = guard
+
+    async def tick(self, awaitable: Awaitable[T]) -> ProcessOperation[T]:
+        """Wait for ``awaitable`` or the next control message, whichever comes first.
+
+        Returns ``Next(value)`` when the awaitable finished first (a queued
+        message then waits for the next tick) and ``Control(message)`` when a
+        message came first; the awaitable is then cancelled and awaited, as
+        :func:`asyncio.wait_for` does. A message already queued is returned at
+        once and the awaitable is closed without running. Exceptions of the
+        awaitable propagate.
+        """
+        guard = self._guard
+        queue = guard._queue
+        if queue:
+            return self._deliver(queue.popleft(), awaitable)
+        loop = asyncio.get_running_loop()
+        fut = asyncio.ensure_future(awaitable)
+        waiter: asyncio.Future[None] = loop.create_future()
+        guard._waiter = waiter
+
+        def on_done(_: Any) -> None:
+            _wake(waiter)
+
+        fut.add_done_callback(on_done)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            fut.remove_done_callback(on_done)
+            fut.cancel()
+            raise
+        finally:
+            guard._waiter = None
+        if fut.done():
+            return Next(fut.result())
+        fut.remove_done_callback(on_done)
+        fut.cancel()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        return self._deliver(queue.popleft(), None)
+
+    def _deliver(self, message: ControlMessage, unused: object) -> Control:
+        close = getattr(unused, "close", None)
+        if close is not None and asyncio.iscoroutine(unused):
+            close()
+        if message is _SHUTDOWN:
+            self._guard._running = False
+        return Control(message)
+
+    def __repr__(self) -> str:
+        return f"<RuntimeTicker of {self._guard!r}>"
+
+
+class RuntimeHandle(ProcessControlHandler):
+    """Sends control messages to one :class:`RuntimeGuard`.
+
+    All methods only queue a message: they never wait for the process to act.
+    """
+
+    __slots__ = ("_guard",)
+
+    def __init__(self, guard: RuntimeGuard) -> None:
+        self._guard = guard
+
+    async def shutdown(self) -> None:
+        """Queue :attr:`RuntimeControlMessage.SHUTDOWN`."""
+        self._guard.send_nowait(_SHUTDOWN)
+
+    async def reload(self) -> None:
+        """Queue :attr:`RuntimeControlMessage.RELOAD`."""
+        self._guard.send_nowait(RuntimeControlMessage.RELOAD)
+
+    async def control(self, message: ControlMessage) -> None:
+        """Queue any control message."""
+        self._guard.send_nowait(message)
+
+    async def custom(self, payload: Any) -> None:
+        """Queue ``Custom(payload)``."""
+        self._guard.send_nowait(Custom(payload))
+
+    def control_nowait(self, message: RuntimeControlMessage) -> bool:
+        cls = type(self)
+        if cls is not RuntimeHandle and (
+            cls.shutdown is not RuntimeHandle.shutdown or cls.reload is not RuntimeHandle.reload
+        ):
+            return False
+        self._guard.send_nowait(message)
+        return True

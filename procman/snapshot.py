@@ -1,0 +1,83 @@
+"""Read-only snapshots of a running tree, cheap enough for every metrics scrape."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["ChildSnapshot", "ChildState", "ManagerPhase", "SupervisorSnapshot"]
+
+
+class ChildState(enum.Enum):
+    """Where a child is in its life (``value`` is the metrics label)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ManagerPhase(enum.Enum):
+    """The phase of a :class:`procman.ProcessManager`."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSnapshot:
+    """One child at the moment of the snapshot.
+
+    ``started_at`` is the wall-clock time (``time.time()``) of its latest
+    (re)start; ``supervisor`` is the nested tree when the child is a manager.
+    """
+
+    name: str
+    state: ChildState
+    started_at: float
+    restart_count: int
+    supervisor: SupervisorSnapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSnapshot:
+    """A manager and its children at the moment of the snapshot."""
+
+    path: str
+    name: str
+    phase: ManagerPhase
+    children: tuple[ChildSnapshot, ...]
+
+    def state_counts(self) -> Counter[ChildState]:
+        """How many direct children are in each state."""
+        return Counter(child.state for child in self.children)
+
+    def walk(self) -> Iterator[SupervisorSnapshot]:
+        """This supervisor and every nested one, depth first."""
+        yield self
+        for child in self.children:
+            if child.supervisor is not None:
+                yield from child.supervisor.walk()
+
+    @property
+    def ready(self) -> bool:
+        """Running, every child of the whole tree started and none in backoff."""
+        for sup in self.walk():
+            if sup.phase is not ManagerPhase.RUNNING:
+                return False
+            for child in sup.children:
+                if child.state in (ChildState.STARTING, ChildState.BACKOFF):
+                    return False
+        return True
+
+    @property
+    def alive(self) -> bool:
+        """The root manager is running or stopping gracefully."""
+        return self.phase in (ManagerPhase.RUNNING, ManagerPhase.STOPPING)

@@ -1,0 +1,1 @@
+"""Prometheus and OpenTelemetry metrics for procman trees."""
