@@ -1,0 +1,94 @@
+"""Shared test doubles: controllable workers and a recording observer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from procman import Control, Next, Runnable, RuntimeControlMessage, RuntimeGuard, RuntimeHandle
+from procman.events import LifecycleEvent
+
+
+class Recorder:
+    """Observer that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[LifecycleEvent] = []
+
+    def on_event(self, event: LifecycleEvent) -> None:
+        self.events.append(event)
+
+    def names(self, process: str | None = None) -> list[str]:
+        return [e.name for e in self.events if process is None or e.process == process]
+
+    def of(self, cls: type[LifecycleEvent]) -> list[LifecycleEvent]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+class Worker(Runnable):
+    """Ticks every ``period``; stops on shutdown; counts reloads; can fail or hang."""
+
+    def __init__(
+        self,
+        name: str = "worker",
+        *,
+        period: float = 0.01,
+        fail_after: int | None = None,
+        exit_after: int | None = None,
+        exc: BaseException | None = None,
+        ignore_shutdown: bool = False,
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.guard = RuntimeGuard()
+        self.name = name
+        self.period = period
+        self.fail_after = fail_after
+        self.exit_after = exit_after
+        self.exc = exc or RuntimeError(f"{name} failed")
+        self.ignore_shutdown = ignore_shutdown
+        self.on_reload = on_reload
+        self.ticks = 0
+        self.reloads = 0
+        self.started = asyncio.Event()
+        self.stopped_gracefully = False
+        self.runs = 0
+
+    def process_name(self) -> str:
+        return self.name
+
+    def process_handle(self) -> RuntimeHandle:
+        return self.guard.handle()
+
+    async def process_start(self) -> None:
+        self.runs += 1
+        ticker = self.guard.runtime_ticker()
+        self.started.set()
+        while True:
+            match await ticker.tick(asyncio.sleep(self.period)):
+                case Next():
+                    self.ticks += 1
+                    if self.fail_after is not None and self.ticks >= self.fail_after:
+                        raise self.exc
+                    if self.exit_after is not None and self.ticks >= self.exit_after:
+                        return
+                case Control(RuntimeControlMessage.SHUTDOWN):
+                    if self.ignore_shutdown:
+                        continue
+                    self.stopped_gracefully = True
+                    return
+                case Control(RuntimeControlMessage.RELOAD):
+                    self.reloads += 1
+                    if self.on_reload is not None:
+                        self.on_reload()
+                case Control():
+                    pass
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (tests only) until true or fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
