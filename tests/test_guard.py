@@ -76,7 +76,9 @@ async def test_match_patterns_from_the_design_work() -> None:
             assert payload == 7
 
 
-async def test_queued_message_closes_coroutine_without_warning(recwarn: pytest.WarningsRecorder) -> None:
+async def test_queued_message_closes_coroutine_without_warning(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
     guard = RuntimeGuard()
     guard.send_nowait(RuntimeControlMessage.RELOAD)
     op = await guard.runtime_ticker().tick(asyncio.sleep(1))

@@ -134,7 +134,7 @@ async def test_add_during_shutdown_raises() -> None:
 
 
 async def test_non_runnable_is_rejected_at_the_call() -> None:
-    with pytest.raises(TypeError, match="procman.Runnable"):
+    with pytest.raises(TypeError, match=r"procman\.Runnable"):
         manager().insert(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="pre_insert"):
         ProcessManagerBuilder().pre_insert("nope")  # type: ignore[arg-type]
@@ -233,9 +233,7 @@ async def test_child_swallowing_cancellation_is_abandoned_and_manager_returns() 
         def process_handle(self) -> ProcessControlHandler:
             return self.idle.process_handle()
 
-    m = ProcessManager(
-        "root", shutdown_grace_period=0.05, cancel_timeout=0.1, observers=[rec]
-    )
+    m = ProcessManager("root", shutdown_grace_period=0.05, cancel_timeout=0.1, observers=[rec])
     m.insert(Stubborn())
     task = asyncio.create_task(m.process_start())
     await asyncio.sleep(0.01)
@@ -245,9 +243,11 @@ async def test_child_swallowing_cancellation_is_abandoned_and_manager_returns() 
     release.set()
     await asyncio.sleep(0.05)
     # Exactly one terminal event even though the task eventually ends.
-    terminal = [e for e in rec.events if e.name in {"procman.child.abandoned",
-                                                     "procman.child.cancelled",
-                                                     "procman.child.stopped"}]
+    terminal = [
+        e
+        for e in rec.events
+        if e.name in {"procman.child.abandoned", "procman.child.cancelled", "procman.child.stopped"}
+    ]
     assert len(terminal) == 1
 
 
@@ -436,9 +436,7 @@ async def test_shutdown_from_many_tasks_concurrently() -> None:
     m = manager(*(Worker(f"w{i}") for i in range(5)))
     task = asyncio.create_task(m.process_start())
     await asyncio.sleep(0.01)
-    await asyncio.wait_for(
-        asyncio.gather(*(m.process_handle().shutdown() for _ in range(50))), 5
-    )
+    await asyncio.wait_for(asyncio.gather(*(m.process_handle().shutdown() for _ in range(50))), 5)
     assert task.result() is None
 
 
