@@ -1,0 +1,268 @@
+"""OtelMetrics: the procman metrics through the OpenTelemetry metrics API.
+
+For applications that export metrics by OTLP instead of being scraped. The
+instruments mirror the Prometheus metrics one to one
+(:data:`procman_metrics.names.OTEL_NAMES`):
+
+* ``procman_children{supervisor,state}`` -> ``procman.children``
+  (observable up-down counter, ``{child}``)
+* ``procman_child_starts_total`` -> ``procman.child.starts`` (counter, ``{start}``)
+* ``procman_child_exits_total{outcome}`` -> ``procman.child.exits`` (counter, ``{exit}``)
+* ``procman_child_failures_total{error_type}`` -> ``procman.child.failures``
+  (counter, ``{failure}``)
+* ``procman_child_restarts_total`` -> ``procman.child.restarts`` (counter, ``{restart}``)
+* ``procman_child_stop_timeouts_total`` -> ``procman.child.stop_timeouts``
+  (counter, ``{timeout}``)
+* ``procman_child_last_start_timestamp_seconds`` -> ``procman.child.last_start_timestamp``
+  (observable gauge, ``s``)
+* ``procman_shutdown_duration_seconds`` -> ``procman.shutdown.duration`` (histogram, ``s``,
+  the same bucket boundaries as an advisory)
+* ``procman_reloads_total{result}`` -> ``procman.reloads`` (counter, ``{reload}``)
+* ``procman_build_info{version}`` -> ``procman.build.info`` (observable gauge, ``1``)
+
+Attributes: ``procman.supervisor.name`` (tree path), ``procman.child.name``,
+``procman.child.state``, ``procman.child.outcome``, ``procman.reload.result``,
+``procman.version`` and ``error.type`` (the exception's *bare* class name,
+as in the Prometheus label, so the two backends agree).
+
+Guarantees:
+
+* Children by state are observed from tracked roots at collection time (the
+  reader's thread; snapshots are taken on the tree's loop), never per event.
+  ``procman.children`` is an up-down counter rather than a gauge because it
+  is a count that sums meaningfully across supervisors and instances, as the
+  OpenTelemetry instrument guidelines recommend for counts.
+* Per event: one dict lookup for the cached attribute set and one ``add`` or
+  ``record``; the last start time is a dict write read by a callback.
+* Exemplars are the SDK's business: events are delivered in the child's
+  task, so with the default trace-based exemplar filter the active span is
+  attached automatically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from procman import ChildState, LifecycleEvent, ProcessManager, __version__
+from procman.events import (
+    ChildStopTimedOut,
+    ProcessAbandoned,
+    ProcessCancelled,
+    ProcessFailed,
+    ProcessRestarted,
+    ProcessStarted,
+    ProcessStopped,
+    ReloadCompleted,
+    ShutdownCompleted,
+)
+from procman_metrics._deps import OTEL_HINT
+from procman_metrics.buckets import SHUTDOWN_BUCKETS
+from procman_metrics.names import (
+    BUILD_INFO,
+    CHILD_EXITS,
+    CHILD_FAILURES,
+    CHILD_LAST_START,
+    CHILD_RESTARTS,
+    CHILD_STARTS,
+    CHILD_STOP_TIMEOUTS,
+    CHILDREN,
+    HELP,
+    OTEL_NAMES,
+    RELOADS,
+    SHUTDOWN_DURATION,
+)
+from procman_metrics.tracking import TrackedRoots
+
+try:
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        MeterProvider,
+        Observation,
+        get_meter_provider,
+    )
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(f"procman_metrics.OtelMetrics needs opentelemetry-api: {OTEL_HINT}") from exc
+
+__all__ = ["OtelMetrics"]
+
+SUPERVISOR = "procman.supervisor.name"
+CHILD = "procman.child.name"
+STATE = "procman.child.state"
+OUTCOME = "procman.child.outcome"
+ERROR_TYPE = "error.type"
+RESULT = "procman.reload.result"
+VERSION = "procman.version"
+
+Attributes = dict[str, str]
+
+
+class OtelMetrics:
+    """Observer recording the procman metrics on an OpenTelemetry meter.
+
+    ``meter_provider`` defaults to the global one
+    (``opentelemetry.metrics.get_meter_provider()``). Call :meth:`track` with
+    the root manager to observe ``procman.children``.
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+        provider = get_meter_provider() if meter_provider is None else meter_provider
+        meter = provider.get_meter("procman", __version__)
+        self.roots = TrackedRoots()
+        """The tracked root managers (observed at collection time, held weakly)."""
+        self._starts = meter.create_counter(
+            OTEL_NAMES[CHILD_STARTS], unit="{start}", description=HELP[CHILD_STARTS]
+        )
+        self._exits = meter.create_counter(
+            OTEL_NAMES[CHILD_EXITS], unit="{exit}", description=HELP[CHILD_EXITS]
+        )
+        self._failures = meter.create_counter(
+            OTEL_NAMES[CHILD_FAILURES], unit="{failure}", description=HELP[CHILD_FAILURES]
+        )
+        self._restarts = meter.create_counter(
+            OTEL_NAMES[CHILD_RESTARTS], unit="{restart}", description=HELP[CHILD_RESTARTS]
+        )
+        self._stop_timeouts = meter.create_counter(
+            OTEL_NAMES[CHILD_STOP_TIMEOUTS],
+            unit="{timeout}",
+            description=HELP[CHILD_STOP_TIMEOUTS],
+        )
+        self._reloads = meter.create_counter(
+            OTEL_NAMES[RELOADS], unit="{reload}", description=HELP[RELOADS]
+        )
+        self._shutdown = meter.create_histogram(
+            OTEL_NAMES[SHUTDOWN_DURATION],
+            unit="s",
+            description=HELP[SHUTDOWN_DURATION],
+            explicit_bucket_boundaries_advisory=list(SHUTDOWN_BUCKETS),
+        )
+        meter.create_observable_up_down_counter(
+            OTEL_NAMES[CHILDREN],
+            callbacks=[self._observe_children],
+            unit="{child}",
+            description=HELP[CHILDREN],
+        )
+        meter.create_observable_gauge(
+            OTEL_NAMES[CHILD_LAST_START],
+            callbacks=[self._observe_last_starts],
+            unit="s",
+            description=HELP[CHILD_LAST_START],
+        )
+        meter.create_observable_gauge(
+            OTEL_NAMES[BUILD_INFO],
+            callbacks=[self._observe_build_info],
+            unit="1",
+            description=HELP[BUILD_INFO],
+        )
+        self._attrs: dict[tuple[str, str], Attributes] = {}
+        self._exit_attrs: dict[tuple[str, str, str], Attributes] = {}
+        self._sup_attrs: dict[tuple[str, str], Attributes] = {}
+        self._last_starts: dict[tuple[str, str], float] = {}
+        self._handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
+            ProcessStarted: self._on_started,
+            ProcessStopped: self._on_exit,
+            ProcessCancelled: self._on_exit,
+            ProcessAbandoned: self._on_exit,
+            ProcessFailed: self._on_failed,
+            ProcessRestarted: self._on_restarted,
+            ChildStopTimedOut: self._on_stop_timeout,
+            ShutdownCompleted: self._on_shutdown,
+            ReloadCompleted: self._on_reload,
+        }
+
+    # -- tree tracking ---------------------------------------------------------------
+    def track(self, manager: ProcessManager) -> ProcessManager:
+        """Observe ``manager``'s tree in ``procman.children`` (held weakly; returns it)."""
+        self.roots.add(manager)
+        return manager
+
+    def untrack(self, manager: ProcessManager) -> None:
+        self.roots.discard(manager)
+
+    def healthy(self) -> bool:
+        """Every tracked root is alive (True when none is tracked)."""
+        return self.roots.healthy()
+
+    def ready(self) -> bool:
+        """Every tracked tree is ready: all children started, none in backoff."""
+        return self.roots.ready()
+
+    # -- observer --------------------------------------------------------------------
+    def wants(self, event_type: type[LifecycleEvent]) -> bool:
+        return event_type in self._handlers
+
+    def on_event(self, event: LifecycleEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _child(self, supervisor: str, child: str) -> Attributes:
+        key = (supervisor, child)
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            attrs = self._attrs[key] = {SUPERVISOR: supervisor, CHILD: child}
+        return attrs
+
+    def _on_started(self, event: ProcessStarted) -> None:
+        self._starts.add(1, self._child(event.supervisor, event.process))
+        self._last_starts[(event.supervisor, event.process)] = time.time()
+
+    def _on_exit(self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned) -> None:
+        key = (event.supervisor, event.process, event.outcome)
+        attrs = self._exit_attrs.get(key)
+        if attrs is None:
+            attrs = self._exit_attrs[key] = {
+                **self._child(event.supervisor, event.process),
+                OUTCOME: event.outcome,
+            }
+        self._exits.add(1, attrs)
+
+    def _on_failed(self, event: ProcessFailed) -> None:
+        self._on_exit(event)  # type: ignore[arg-type]
+        attrs = {**self._child(event.supervisor, event.process), ERROR_TYPE: event.error_type}
+        self._failures.add(1, attrs)
+
+    def _on_restarted(self, event: ProcessRestarted) -> None:
+        self._restarts.add(1, self._child(event.supervisor, event.process))
+
+    def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
+        self._stop_timeouts.add(1, self._child(event.supervisor, event.process))
+
+    def _supervisor(self, supervisor: str, result: str = "") -> Attributes:
+        key = (supervisor, result)
+        attrs = self._sup_attrs.get(key)
+        if attrs is None:
+            attrs = {SUPERVISOR: supervisor, RESULT: result} if result else {SUPERVISOR: supervisor}
+            self._sup_attrs[key] = attrs
+        return attrs
+
+    def _on_shutdown(self, event: ShutdownCompleted) -> None:
+        self._shutdown.record(max(event.duration, 0.0), self._supervisor(event.supervisor))
+
+    def _on_reload(self, event: ReloadCompleted) -> None:
+        self._reloads.add(1, self._supervisor(event.supervisor, event.result))
+
+    # -- observable callbacks (reader thread) ------------------------------------------
+    def _observe_children(self, options: CallbackOptions) -> Iterable[Observation]:
+        seen: set[str] = set()
+        for root in self.roots.snapshots():
+            for sup in root.walk():
+                if sup.path in seen:
+                    continue
+                seen.add(sup.path)
+                counts = dict.fromkeys(ChildState, 0)
+                for child in sup.children:
+                    counts[child.state] += 1
+                for state, count in counts.items():
+                    yield Observation(count, {SUPERVISOR: sup.path, STATE: state.value})
+
+    def _observe_last_starts(self, options: CallbackOptions) -> Iterable[Observation]:
+        for (supervisor, child), when in list(self._last_starts.items()):
+            yield Observation(when, {SUPERVISOR: supervisor, CHILD: child})
+
+    def _observe_build_info(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(1, {VERSION: __version__})
+
+    def __repr__(self) -> str:
+        return f"<OtelMetrics roots={len(self.roots)}>"

@@ -1,0 +1,304 @@
+"""PrometheusMetrics: an observer maintaining procman's Prometheus metrics.
+
+Guarantees:
+
+* Metric and label names are the contract in :mod:`procman_metrics.names`;
+  label values are supervisor paths, child names, the fixed ``outcome`` and
+  ``result`` sets and exception *class* names (never messages or ids).
+* Each labelled series is resolved once and cached in a dict keyed by its
+  label tuple, so a hot event costs one dict lookup and one locked increment
+  (about half a microsecond; see ``benchmarks/scrape_cost.py``).
+* ``procman_children`` is not updated per event: :meth:`PrometheusMetrics.track`
+  registers a root manager whose tree is read at scrape time.
+* With ``init_series=True`` (the default) the series of a child (starts,
+  restarts, stop timeouts and exits by every outcome) and of a supervisor
+  (reloads by every result, the shutdown histogram) exist with value 0 from
+  the child's first start, so ``rate()`` and ``increase()`` see the first
+  failure, timeout or reload instead of a series appearing at 1.
+* When the OpenTelemetry API is importable and a valid span is current,
+  counters and the shutdown histogram carry ``trace_id``/``span_id`` as an
+  exemplar (shown in OpenMetrics output).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from procman import LifecycleEvent, ProcessManager, __version__
+from procman.events import (
+    ChildStopTimedOut,
+    ProcessAbandoned,
+    ProcessCancelled,
+    ProcessFailed,
+    ProcessRestarted,
+    ProcessStarted,
+    ProcessStarting,
+    ProcessStopped,
+    ReloadCompleted,
+    ShutdownCompleted,
+)
+from procman_metrics._deps import PROMETHEUS_HINT
+from procman_metrics.buckets import SHUTDOWN_BUCKETS
+from procman_metrics.exemplars import exemplar_source
+from procman_metrics.names import (
+    BUILD_INFO,
+    CHILD_EXITS,
+    CHILD_FAILURES,
+    CHILD_LAST_START,
+    CHILD_RESTARTS,
+    CHILD_STARTS,
+    CHILD_STOP_TIMEOUTS,
+    HELP,
+    OUTCOMES,
+    RELOAD_RESULTS,
+    RELOADS,
+    SHUTDOWN_DURATION,
+)
+from procman_metrics.tracking import TrackedRoots
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.registry import Collector
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
+
+from procman_metrics.collector import ChildrenCollector
+
+__all__ = ["PrometheusMetrics"]
+
+_CHILD = ("supervisor", "child")
+
+
+class _ChildSeries:
+    """The cached series of one (supervisor, child)."""
+
+    __slots__ = ("exits", "last_start", "restarts", "starts", "stop_timeouts")
+
+    def __init__(self, metrics: PrometheusMetrics, supervisor: str, child: str, init: bool) -> None:
+        self.starts = metrics._starts.labels(supervisor, child)
+        self.restarts = metrics._restarts.labels(supervisor, child)
+        self.stop_timeouts = metrics._stop_timeouts.labels(supervisor, child)
+        self.last_start = metrics._last_start.labels(supervisor, child)
+        exits = metrics._exits
+        self.exits: dict[str, Any] = (
+            {outcome: exits.labels(supervisor, child, outcome) for outcome in OUTCOMES}
+            if init
+            else {}
+        )
+
+
+class _SupervisorSeries:
+    """The cached series of one supervisor."""
+
+    __slots__ = ("reloads", "shutdown")
+
+    def __init__(self, metrics: PrometheusMetrics, supervisor: str) -> None:
+        self.shutdown = metrics._shutdown.labels(supervisor)
+        reloads = metrics._reloads
+        self.reloads: dict[str, Any] = {r: reloads.labels(supervisor, r) for r in RELOAD_RESULTS}
+
+
+class PrometheusMetrics:
+    """Observer exporting the procman metrics to a prometheus_client registry.
+
+    Attach it like any observer (``ProcessManager(..., observers=[metrics])``)
+    and call :meth:`track` with the root manager so that scrapes report the
+    children by state. ``registry`` defaults to ``prometheus_client.REGISTRY``;
+    one instance per registry (registering twice raises ``ValueError``).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, init_series: bool = True
+    ) -> None:
+        self.registry: CollectorRegistry = REGISTRY if registry is None else registry
+        self._init_series = init_series
+        self.roots = TrackedRoots()
+        """The tracked root managers (read at scrape time, held weakly)."""
+        self._registered: list[Collector] = []
+        try:
+            self._starts = self._add(
+                Counter(CHILD_STARTS, HELP[CHILD_STARTS], _CHILD, registry=None)
+            )
+            self._exits = self._add(
+                Counter(CHILD_EXITS, HELP[CHILD_EXITS], (*_CHILD, "outcome"), registry=None)
+            )
+            self._failures = self._add(
+                Counter(
+                    CHILD_FAILURES, HELP[CHILD_FAILURES], (*_CHILD, "error_type"), registry=None
+                )
+            )
+            self._restarts = self._add(
+                Counter(CHILD_RESTARTS, HELP[CHILD_RESTARTS], _CHILD, registry=None)
+            )
+            self._stop_timeouts = self._add(
+                Counter(CHILD_STOP_TIMEOUTS, HELP[CHILD_STOP_TIMEOUTS], _CHILD, registry=None)
+            )
+            self._last_start = self._add(
+                Gauge(
+                    CHILD_LAST_START,
+                    HELP[CHILD_LAST_START],
+                    _CHILD,
+                    registry=None,
+                    multiprocess_mode="max",
+                )
+            )
+            self._shutdown = self._add(
+                Histogram(
+                    SHUTDOWN_DURATION,
+                    HELP[SHUTDOWN_DURATION],
+                    ("supervisor",),
+                    buckets=SHUTDOWN_BUCKETS,
+                    registry=None,
+                )
+            )
+            self._reloads = self._add(
+                Counter(RELOADS, HELP[RELOADS], ("supervisor", "result"), registry=None)
+            )
+            build_info = self._add(
+                Gauge(
+                    BUILD_INFO,
+                    HELP[BUILD_INFO],
+                    ("version",),
+                    registry=None,
+                    multiprocess_mode="max",
+                )
+            )
+            self._add(ChildrenCollector(self.roots))
+        except ValueError as exc:
+            self.close()
+            raise ValueError(
+                f"{exc}: the procman metrics are already registered in this registry; "
+                "create one PrometheusMetrics per registry (or pass registry=CollectorRegistry())"
+            ) from exc
+        build_info.labels(__version__).set(1)
+        self._children: dict[tuple[str, str], _ChildSeries] = {}
+        self._supervisors: dict[str, _SupervisorSeries] = {}
+        self._failure_series: dict[tuple[str, str, str], Any] = {}
+        self._exemplar = exemplar_source()
+        self._handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
+            ProcessStarting: self._on_starting,
+            ProcessStarted: self._on_started,
+            ProcessStopped: self._on_exit,
+            ProcessCancelled: self._on_exit,
+            ProcessAbandoned: self._on_exit,
+            ProcessFailed: self._on_failed,
+            ProcessRestarted: self._on_restarted,
+            ChildStopTimedOut: self._on_stop_timeout,
+            ShutdownCompleted: self._on_shutdown,
+            ReloadCompleted: self._on_reload,
+        }
+
+    def _add(self, collector: Any) -> Any:
+        self.registry.register(collector)
+        self._registered.append(collector)
+        return collector
+
+    def close(self) -> None:
+        """Unregister every procman metric from the registry (the instance is then inert)."""
+        for collector in reversed(self._registered):
+            self.registry.unregister(collector)
+        self._registered.clear()
+
+    # -- tree tracking ---------------------------------------------------------------
+    def track(self, manager: ProcessManager) -> ProcessManager:
+        """Report ``manager``'s tree in ``procman_children`` at scrape time (returns it).
+
+        Several roots may be tracked; they are held weakly, so tracking never
+        keeps a tree alive.
+        """
+        self.roots.add(manager)
+        return manager
+
+    def untrack(self, manager: ProcessManager) -> None:
+        """Stop reporting ``manager``'s tree."""
+        self.roots.discard(manager)
+
+    def healthy(self) -> bool:
+        """Every tracked root is alive (True when none is tracked)."""
+        return self.roots.healthy()
+
+    def ready(self) -> bool:
+        """Every tracked tree is ready: all children started, none in backoff."""
+        return self.roots.ready()
+
+    # -- observer --------------------------------------------------------------------
+    def wants(self, event_type: type[LifecycleEvent]) -> bool:
+        """Only the events that change a metric are built for this observer."""
+        return event_type in self._handlers
+
+    def on_event(self, event: LifecycleEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _child(self, supervisor: str, child: str) -> _ChildSeries:
+        key = (supervisor, child)
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = _ChildSeries(self, supervisor, child, self._init_series)
+        return series
+
+    def _supervisor(self, supervisor: str) -> _SupervisorSeries:
+        series = self._supervisors.get(supervisor)
+        if series is None:
+            series = self._supervisors[supervisor] = _SupervisorSeries(self, supervisor)
+        return series
+
+    def _on_starting(self, event: ProcessStarting) -> None:
+        if self._init_series:
+            self._child(event.supervisor, event.process)
+            self._supervisor(event.supervisor)
+
+    def _on_started(self, event: ProcessStarted) -> None:
+        series = self._children.get((event.supervisor, event.process))
+        if series is None:
+            series = self._child(event.supervisor, event.process)
+        ex = self._exemplar
+        series.starts.inc(1, None if ex is None else ex())
+        series.last_start.set(time.time())
+
+    def _on_exit(self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned) -> None:
+        series = self._children.get((event.supervisor, event.process))
+        if series is None:
+            series = self._child(event.supervisor, event.process)
+        outcome = event.outcome
+        counter = series.exits.get(outcome)
+        if counter is None:
+            counter = series.exits[outcome] = self._exits.labels(
+                event.supervisor, event.process, outcome
+            )
+        ex = self._exemplar
+        counter.inc(1, None if ex is None else ex())
+
+    def _on_failed(self, event: ProcessFailed) -> None:
+        self._on_exit(event)  # type: ignore[arg-type]
+        key = (event.supervisor, event.process, type(event.exception).__name__)
+        counter = self._failure_series.get(key)
+        if counter is None:
+            counter = self._failure_series[key] = self._failures.labels(*key)
+        ex = self._exemplar
+        counter.inc(1, None if ex is None else ex())
+
+    def _on_restarted(self, event: ProcessRestarted) -> None:
+        ex = self._exemplar
+        self._child(event.supervisor, event.process).restarts.inc(1, None if ex is None else ex())
+
+    def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
+        ex = self._exemplar
+        series = self._child(event.supervisor, event.process)
+        series.stop_timeouts.inc(1, None if ex is None else ex())
+
+    def _on_shutdown(self, event: ShutdownCompleted) -> None:
+        ex = self._exemplar
+        series = self._supervisor(event.supervisor)
+        series.shutdown.observe(max(event.duration, 0.0), None if ex is None else ex())
+
+    def _on_reload(self, event: ReloadCompleted) -> None:
+        result = event.result if event.result in RELOAD_RESULTS else "error"
+        ex = self._exemplar
+        self._supervisor(event.supervisor).reloads[result].inc(1, None if ex is None else ex())
+
+    def __repr__(self) -> str:
+        return f"<PrometheusMetrics roots={len(self.roots)} series={len(self._children)}>"

@@ -1,0 +1,162 @@
+"""Tracked root managers: weak references, thread-safe snapshots, health and readiness.
+
+Guarantees:
+
+* Tracking never keeps a manager alive: roots are held by weak reference
+  and dropped once collected.
+* :meth:`TrackedRoots.snapshots` may be called from any thread. A manager's
+  state belongs to its event loop, so from another thread (a scrape served by
+  ``prometheus_client.start_http_server``, an OpenTelemetry reader thread or
+  :class:`~procman_metrics.MetricsServer`'s render thread) the snapshot is
+  taken on that loop with ``call_soon_threadsafe`` and waited for at most
+  ``timeout`` seconds; a root whose loop does not answer in time is skipped
+  (and logged), never read racily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import weakref
+from collections.abc import Iterator
+
+from procman import CURRENT_CHILD, ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
+
+__all__ = [
+    "TrackedRoots",
+    "current_root",
+    "is_alive",
+    "snapshot_of",
+    "unready_children",
+]
+
+_log = logging.getLogger("procman.metrics")
+
+SNAPSHOT_TIMEOUT = 5.0
+
+
+def snapshot_of(
+    manager: ProcessManager, timeout: float = SNAPSHOT_TIMEOUT
+) -> SupervisorSnapshot | None:
+    """``manager.snapshot()`` taken on the manager's loop thread; None if it timed out."""
+    loop: asyncio.AbstractEventLoop | None = getattr(manager, "_loop", None)
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return manager.snapshot()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        return manager.snapshot()
+    done: concurrent.futures.Future[SupervisorSnapshot] = concurrent.futures.Future()
+
+    def take() -> None:
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(manager.snapshot())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+    try:
+        loop.call_soon_threadsafe(take)
+        return done.result(timeout)
+    except RuntimeError:  # the loop closed in between: nothing runs on it any more
+        return manager.snapshot()
+    except concurrent.futures.TimeoutError:
+        done.cancel()
+        _log.warning(
+            "procman metrics: the event loop of %r did not answer a snapshot request "
+            "within %.1fs; its tree is left out of this scrape",
+            manager,
+            timeout,
+        )
+        return None
+
+
+def is_alive(manager: ProcessManager) -> bool:
+    """The manager is running or stopping gracefully (one attribute read, any thread)."""
+    return manager.phase in (ManagerPhase.RUNNING, ManagerPhase.STOPPING)
+
+
+def current_root() -> ProcessManager | None:
+    """The root manager of the tree the calling task runs in (None outside a tree)."""
+    rec = CURRENT_CHILD.get()
+    root: ProcessManager | None = None
+    while rec is not None:
+        owner = rec.owner
+        if not isinstance(owner, ProcessManager):
+            break
+        root = owner
+        rec = getattr(owner, "_parent", None)
+    return root
+
+
+class TrackedRoots:
+    """A set of root managers held by weak reference (duplicates are ignored)."""
+
+    __slots__ = ("_lock", "_refs")
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[ProcessManager]] = []
+        self._lock = threading.Lock()
+
+    def add(self, manager: ProcessManager) -> None:
+        """Track ``manager`` (a no-op if it is tracked already)."""
+        if not isinstance(manager, ProcessManager):
+            raise TypeError(f"track() needs a ProcessManager, got {type(manager).__name__}")
+        with self._lock:
+            self._refs = [r for r in self._refs if r() is not None]
+            if not any(r() is manager for r in self._refs):
+                self._refs.append(weakref.ref(manager))
+
+    def discard(self, manager: ProcessManager) -> None:
+        """Stop tracking ``manager``."""
+        with self._lock:
+            self._refs = [r for r in self._refs if r() is not None and r() is not manager]
+
+    def managers(self) -> list[ProcessManager]:
+        """The tracked managers still alive, in tracking order."""
+        with self._lock:
+            refs = list(self._refs)
+        return [m for r in refs if (m := r()) is not None]
+
+    def __len__(self) -> int:
+        return len(self.managers())
+
+    def __bool__(self) -> bool:
+        return bool(self.managers())
+
+    def snapshots(self) -> Iterator[SupervisorSnapshot]:
+        """One snapshot per tracked root (roots whose loop did not answer are skipped)."""
+        for manager in self.managers():
+            snap = snapshot_of(manager)
+            if snap is not None:
+                yield snap
+
+    def healthy(self) -> bool:
+        """Every tracked root is alive (running or stopping gracefully); True if none."""
+        return all(is_alive(manager) for manager in self.managers())
+
+    def ready(self) -> bool:
+        """Every tracked tree is ready (see :attr:`SupervisorSnapshot.ready`); True if none."""
+        for manager in self.managers():
+            snap = snapshot_of(manager)
+            if snap is None or not snap.ready:
+                return False
+        return True
+
+
+def unready_children(snap: SupervisorSnapshot, limit: int = 10) -> list[str]:
+    """Up to ``limit`` reasons why ``snap`` is not ready (``path state``), empty when ready."""
+    reasons: list[str] = []
+    for sup in snap.walk():
+        if sup.phase is not ManagerPhase.RUNNING:
+            reasons.append(f"{sup.path} {sup.phase.value}")
+        for child in sup.children:
+            if child.state in (ChildState.STARTING, ChildState.BACKOFF):
+                reasons.append(f"{sup.path}/{child.name} {child.state.value}")
+        if len(reasons) >= limit:
+            break
+    return reasons[:limit]
