@@ -1,9 +1,12 @@
 """Per-child bookkeeping and the observed run of one child.
 
-:class:`ChildRecord` is what a manager keeps for each child; the record of
-the child whose task is running is in :data:`CURRENT_CHILD`, which is how
-nested managers find their parent and how wrappers such as
-:class:`procman.builtin.RestartSupervisor` report their runs.
+:class:`ChildRecord` is what a manager keeps for each child. The manager
+whose children run in the current context is in :data:`CURRENT_SUPERVISOR`
+(set once per manager, not per child: a per-child context variable write
+would double the cost of spawning). :func:`current_child` finds the record
+of the child whose task is running, which is how nested managers find their
+parent and how wrappers such as :class:`procman.builtin.RestartSupervisor`
+report their runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from procman.events import (
     ProcessCancelled,
@@ -26,7 +29,14 @@ from procman.snapshot import ChildState
 if TYPE_CHECKING:
     from procman.runnable import Runnable
 
-__all__ = ["CURRENT_CHILD", "ChildRecord", "Owner", "run_observed"]
+__all__ = [
+    "CURRENT_CHILD",
+    "CURRENT_SUPERVISOR",
+    "ChildRecord",
+    "Owner",
+    "current_child",
+    "run_observed",
+]
 
 
 class Owner(Protocol):
@@ -39,6 +49,8 @@ class Owner(Protocol):
     def fanout(self) -> Fanout: ...
 
     def shutdown_requested(self) -> bool: ...
+
+    def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None: ...
 
 
 class ChildRecord:
@@ -71,8 +83,30 @@ class ChildRecord:
         return f"<ChildRecord {self.owner.path}/{self.name} {self.state.value}>"
 
 
-CURRENT_CHILD: ContextVar[ChildRecord | None] = ContextVar("procman_current_child", default=None)
-"""The record of the child whose task is running (None outside supervision)."""
+CURRENT_SUPERVISOR: ContextVar[Owner | None] = ContextVar("procman_supervisor", default=None)
+"""The supervisor whose children run in this context (None outside supervision)."""
+
+
+def current_child() -> ChildRecord | None:
+    """The record of the child whose task is running now (None outside a child's own task)."""
+    owner = CURRENT_SUPERVISOR.get()
+    if owner is None:
+        return None
+    task = asyncio.current_task()
+    return owner.record_of(task) if task is not None else None
+
+
+class _CurrentChild:
+    """``CURRENT_CHILD.get()``: a read-only, context-variable-like view of :func:`current_child`."""
+
+    __slots__ = ()
+
+    def get(self) -> ChildRecord | None:
+        return current_child()
+
+
+CURRENT_CHILD = _CurrentChild()
+"""``CURRENT_CHILD.get()`` returns :func:`current_child`."""
 
 
 class _Standalone:
@@ -83,6 +117,9 @@ class _Standalone:
 
     def shutdown_requested(self) -> bool:
         return False
+
+    def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
+        return None
 
 
 STANDALONE = _Standalone()

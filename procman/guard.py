@@ -39,6 +39,16 @@ T = TypeVar("T")
 _SHUTDOWN = RuntimeControlMessage.SHUTDOWN
 
 
+class _NeverQueue(deque[ControlMessage]):
+    """The shared empty queue of guards that never received a message (saves a deque each)."""
+
+    def append(self, message: ControlMessage) -> None:
+        raise AssertionError("the shared empty queue must not be appended to")
+
+
+_EMPTY: deque[ControlMessage] = _NeverQueue()
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -55,7 +65,7 @@ class RuntimeGuard:
     __slots__ = ("__weakref__", "_handle", "_queue", "_running", "_waiter")
 
     def __init__(self) -> None:
-        self._queue: deque[ControlMessage] = deque()
+        self._queue: deque[ControlMessage] = _EMPTY  # a real deque on first send
         self._waiter: asyncio.Future[None] | None = None
         self._running = False
         self._handle: RuntimeHandle | None = None
@@ -76,21 +86,20 @@ class RuntimeGuard:
         Marks the guard running while it waits, like :meth:`runtime_ticker`.
         """
         self._running = True
-        queue = self._queue
+        loop = None
         while True:
+            queue = self._queue
             while queue:
                 if queue.popleft() is _SHUTDOWN:
                     self._running = False
                     return
-            await self._wait()
-
-    async def _wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     # -- sender side --------------------------------------------------------
     def handle(self) -> RuntimeHandle:
@@ -102,7 +111,10 @@ class RuntimeGuard:
 
     def send_nowait(self, message: ControlMessage) -> None:
         """Queue ``message`` and wake the process if it is waiting."""
-        self._queue.append(message)
+        queue = self._queue
+        if queue is _EMPTY:
+            queue = self._queue = deque()
+        queue.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -160,7 +172,7 @@ class RuntimeTicker:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
-        return self._deliver(queue.popleft(), None)
+        return self._deliver(guard._queue.popleft(), None)
 
     def _deliver(self, message: ControlMessage, unused: object) -> Control:
         close = getattr(unused, "close", None)

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from procman._validate import check_name, check_runnable, seconds
-from procman.child import CURRENT_CHILD, ChildRecord, run_observed
+from procman.child import CURRENT_SUPERVISOR, ChildRecord, Owner, run_observed
 from procman.errors import ManagerStateError
 from procman.events import (
     ChildStopTimedOut,
@@ -101,7 +101,8 @@ class ProcessManager(Runnable):
         self._shutdown_pending = False
         self._path = self._name
         self._fanout: Fanout = EMPTY
-        self._parent: ChildRecord | None = None
+        self._parent: Owner | None = None
+        self._done_callback = self._child_done
         self._live: dict[asyncio.Task[None], ChildRecord] = {}
         self._finished: list[ChildRecord] = []
         self._first_error: BaseException | None = None
@@ -184,8 +185,7 @@ class ProcessManager(Runnable):
         """Run every child until all have ended; re-raise the first failure."""
         if self._phase is ManagerPhase.RUNNING or self._phase is ManagerPhase.STOPPING:
             raise ManagerStateError(f"manager {self._path!r} is already running")
-        parent = CURRENT_CHILD.get()
-        self._parent = parent
+        parent = self._parent = CURRENT_SUPERVISOR.get()
         self._setup_scope(parent)
         self._live = {}
         self._finished = []
@@ -198,7 +198,9 @@ class ProcessManager(Runnable):
             return
         loop = self._loop = asyncio.get_running_loop()
         self._phase = ManagerPhase.RUNNING
+        token = CURRENT_SUPERVISOR.set(self)
         self._context = contextvars.copy_context()
+        CURRENT_SUPERVISOR.reset(token)
         for runnable in self._inserted:
             self._spawn(runnable)
         cancelled = False
@@ -221,11 +223,11 @@ class ProcessManager(Runnable):
         if cancelled:
             raise asyncio.CancelledError
 
-    def _setup_scope(self, parent: ChildRecord | None) -> None:
+    def _setup_scope(self, parent: Owner | None) -> None:
         own = self._own_observers
-        if parent is not None and parent.owner.path:
-            self._path = f"{parent.owner.path}/{self._name}"
-            inherited = parent.owner.fanout
+        if parent is not None and parent.path:
+            self._path = f"{parent.path}/{self._name}"
+            inherited = parent.fanout
             self._fanout = inherited.extended(own) if own else inherited
         else:
             self._path = self._name
@@ -241,12 +243,15 @@ class ProcessManager(Runnable):
         task = self._loop.create_task(self._run_child(rec), context=self._context.copy())
         rec.task = task
         self._live[task] = rec
-        task.add_done_callback(self._child_done)
+        task.add_done_callback(self._done_callback)
+
+    def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
+        """The record of a running child task of this manager (O(1))."""
+        return self._live.get(task)
 
     async def _run_child(self, rec: ChildRecord) -> None:
-        CURRENT_CHILD.set(rec)
         runnable = rec.runnable
-        if getattr(runnable, "procman_reports_runs", False):
+        if not self._fanout.observers or getattr(runnable, "procman_reports_runs", False):
             rec.state = ChildState.RUNNING
             await runnable.process_start()
         else:
@@ -443,12 +448,11 @@ class ProcessManager(Runnable):
 
     def _is_own_descendant(self) -> bool:
         """Whether the current task runs inside this manager's subtree."""
-        rec = CURRENT_CHILD.get()
-        while rec is not None:
-            owner = rec.owner
+        owner: Any = CURRENT_SUPERVISOR.get()
+        while owner is not None:
             if owner is self:
                 return True
-            rec = getattr(owner, "_parent", None)
+            owner = getattr(owner, "_parent", None)
         return False
 
     # -- reload ------------------------------------------------------------------

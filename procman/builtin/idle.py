@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from procman.guard import RuntimeGuard, RuntimeHandle
 from procman.runnable import Runnable
 
@@ -17,8 +20,9 @@ class IdleProcess(Runnable):
         self._guard = RuntimeGuard()
         self._name = name
 
-    async def process_start(self) -> None:
-        await self._guard.block_until_shutdown()
+    def process_start(self) -> Coroutine[Any, Any, None]:
+        """Wait for a shutdown (returns the guard's coroutine: one frame less per child)."""
+        return self._guard.block_until_shutdown()
 
     def process_handle(self) -> RuntimeHandle:
         return self._guard.handle()

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from procman._validate import check_runnable, seconds
-from procman.child import CURRENT_CHILD, STANDALONE, ChildRecord, run_observed
+from procman.child import STANDALONE, ChildRecord, current_child, run_observed
 from procman.errors import ProcmanError
 from procman.events import ProcessRestarted, RestartScheduled
 from procman.runnable import ProcessControlHandler, Runnable, RuntimeControlMessage
@@ -163,7 +163,7 @@ class RestartSupervisor(Runnable):
         return self._handle
 
     async def process_start(self) -> None:
-        rec = CURRENT_CHILD.get()
+        rec = current_child()
         if rec is None or rec.runnable is not self:
             rec = ChildRecord(STANDALONE, self, self.process_name())
         self._restart_count = rec.restart_count = 0

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
-from procman.child import CURRENT_CHILD
+from procman.child import CURRENT_SUPERVISOR
 from procman.errors import TerminationSignal
 from procman.guard import RuntimeGuard, RuntimeHandle
 from procman.runnable import Control, Custom, Runnable, RuntimeControlMessage
@@ -62,8 +62,7 @@ class SignalReceiver(Runnable):
 
     async def process_start(self) -> None:
         loop = asyncio.get_running_loop()
-        rec = CURRENT_CHILD.get()
-        manager: Any = rec.owner if rec is not None else None
+        manager: Any = CURRENT_SUPERVISOR.get()
         self._received = None
         signals = (*self._terminating, *self._reloading)
         for sig in signals:
