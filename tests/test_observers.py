@@ -10,7 +10,12 @@ import pytest
 from helpers import Recorder, Worker
 
 from procman import Fanout, ProcessManager, ProcessManagerBuilder
-from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
+from procman.builtin import (
+    IdleProcess,
+    RestartBackoff,
+    RestartIntensityExceeded,
+    RestartSupervisor,
+)
 from procman.events import (
     TERMINAL_EVENTS,
     LifecycleEvent,
@@ -122,7 +127,7 @@ async def test_logging_levels_and_structured_fields(caplog: pytest.LogCaptureFix
     sup = RestartSupervisor(child, RestartBackoff(initial=0.01, max=0.01)).intensity(1)
     m = ProcessManager("root")
     m.insert(sup).insert(IdleProcess("idle"))
-    with caplog.at_level(logging.DEBUG, logger="procman"), pytest.raises(Exception):
+    with caplog.at_level(logging.DEBUG, logger="procman"), pytest.raises(RestartIntensityExceeded):
         await asyncio.wait_for(m.process_start(), 5)
     by_event: dict[str, logging.LogRecord] = {}
     for r in caplog.records:
