@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging as _logging
 
 from procman._version import __version__
-from procman.child import CURRENT_CHILD
+from procman.child import CURRENT_CHILD, CURRENT_SUPERVISOR, current_child
 from procman.context import (
     RunnableWithContext,
     RuntimeContext,
@@ -38,6 +38,7 @@ _logging.getLogger("procman").addHandler(_logging.NullHandler())
 
 __all__ = [
     "CURRENT_CHILD",
+    "CURRENT_SUPERVISOR",
     "ChildSnapshot",
     "ChildState",
     "Control",
@@ -66,6 +67,7 @@ __all__ = [
     "SupportsStartWithContext",
     "TerminationSignal",
     "__version__",
+    "current_child",
     "runnable",
     "with_runtime_context",
 ]

@@ -133,6 +133,11 @@ class ProcessManager(Runnable):
         return self._fanout
 
     @property
+    def parent(self) -> Owner | None:
+        """The supervisor this manager runs under (None for a root), set at start."""
+        return self._parent
+
+    @property
     def phase(self) -> ManagerPhase:
         return self._phase
 

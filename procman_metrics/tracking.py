@@ -82,14 +82,11 @@ def is_alive(manager: ProcessManager) -> bool:
 
 def current_root() -> ProcessManager | None:
     """The root manager of the tree the calling task runs in (None outside a tree)."""
-    rec = CURRENT_CHILD.get()
+    owner = CURRENT_SUPERVISOR.get()
     root: ProcessManager | None = None
-    while rec is not None:
-        owner = rec.owner
-        if not isinstance(owner, ProcessManager):
-            break
+    while isinstance(owner, ProcessManager):
         root = owner
-        rec = getattr(owner, "_parent", None)
+        owner = owner.parent
     return root
 
 
