@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 
-from procman import CURRENT_CHILD, ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
+from procman import CURRENT_SUPERVISOR, ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
 
 __all__ = [
     "TrackedRoots",
