@@ -1,0 +1,212 @@
+"""OtelMetrics: the same lifecycles read back through an InMemoryMetricReader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+from procman import (
+    ChildState,
+    Control,
+    Next,
+    ProcessControlHandler,
+    ProcessManager,
+    Runnable,
+    RuntimeContext,
+    RuntimeControlMessage,
+    __version__,
+    runnable,
+)
+from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
+from procman_metrics import OtelMetrics
+from procman_metrics.buckets import SHUTDOWN_BUCKETS
+from procman_metrics.names import OTEL_NAMES
+
+SUP = "procman.supervisor.name"
+CHILD = "procman.child.name"
+
+Points = dict[str, list[Any]]
+
+
+def read(reader: InMemoryMetricReader) -> tuple[Points, dict[str, Any]]:
+    """Data points by instrument name, and the metric objects themselves."""
+    points: Points = {}
+    metrics: dict[str, Any] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            assert sm.scope.name == "procman"
+            for metric in sm.metrics:
+                metrics[metric.name] = metric
+                points.setdefault(metric.name, []).extend(metric.data.data_points)
+    return points, metrics
+
+
+def point(points: Points, name: str, **attrs: str) -> Any:
+    matches = [p for p in points.get(name, []) if dict(p.attributes) == attrs]
+    assert len(matches) == 1, (name, attrs, [dict(p.attributes) for p in points.get(name, [])])
+    return matches[0]
+
+
+def new_metrics() -> tuple[OtelMetrics, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    return OtelMetrics(MeterProvider(metric_readers=[reader])), reader
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+def worker(name: str) -> Runnable:
+    async def work(ctx: RuntimeContext) -> None:
+        while True:
+            match await ctx.tick(asyncio.sleep(3600)):
+                case Control(RuntimeControlMessage.SHUTDOWN):
+                    return
+                case Next() | Control():
+                    pass
+
+    return runnable(work, name=name)
+
+
+class Stubborn(Runnable):
+    class _Handle(ProcessControlHandler):
+        async def shutdown(self) -> None:
+            pass
+
+        async def reload(self) -> None:
+            raise RuntimeError("cannot reload")
+
+    async def process_start(self) -> None:
+        await asyncio.sleep(3600)
+
+    def process_handle(self) -> ProcessControlHandler:
+        return self._Handle()
+
+    def process_name(self) -> str:
+        return "stubborn"
+
+
+async def test_lifecycle_counters_histogram_and_gauges() -> None:
+    metrics, reader = new_metrics()
+    attempts = 0
+
+    async def flaky(ctx: RuntimeContext) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise ConnectionError("boom")
+        await ctx.tick(asyncio.sleep(3600))
+
+    root = ProcessManager("root", observers=[metrics], shutdown_grace_period=0.05)
+    inner = ProcessManager("inner").insert(worker("a"))
+    root.insert(inner).insert(Stubborn())
+    root.insert(RestartSupervisor(runnable(flaky, name="flaky"), RestartBackoff(0.001, 0.001)))
+    metrics.track(root)
+    t0 = time.time()
+    task = asyncio.create_task(root.process_start())
+    await until(lambda: root.snapshot().ready and attempts == 3)
+    points, instruments = read(reader)
+    # children by state, observed from the tree: every state for every supervisor
+    for sup, running in (("root", 3), ("root/inner", 1)):
+        for state in ChildState:
+            expected = running if state is ChildState.RUNNING else 0
+            got = point(
+                points, "procman.children", **{SUP: sup, "procman.child.state": state.value}
+            )
+            assert got.value == expected, (sup, state)
+    assert not instruments["procman.children"].data.is_monotonic
+    await root.process_handle().reload()  # Stubborn's handler raises: result error
+    await root.process_handle().shutdown()
+    await asyncio.wait_for(task, 10)
+    points, instruments = read(reader)
+    flaky_attrs = {SUP: "root", CHILD: "flaky"}
+    assert point(points, "procman.child.starts", **flaky_attrs).value == 3
+    assert point(points, "procman.child.restarts", **flaky_attrs).value == 2
+    failures = point(
+        points, "procman.child.failures", **flaky_attrs, **{"error.type": "ConnectionError"}
+    )
+    assert failures.value == 2
+    exits = {
+        (dict(p.attributes)[CHILD], dict(p.attributes)["procman.child.outcome"]): p.value
+        for p in points["procman.child.exits"]
+    }
+    assert exits == {
+        ("flaky", "error"): 2,
+        ("flaky", "ok"): 1,  # its last run took the shutdown message and returned
+        ("a", "ok"): 1,
+        ("inner", "ok"): 1,
+        ("stubborn", "timeout"): 1,
+    }
+    assert (
+        point(points, "procman.child.stop_timeouts", **{SUP: "root", CHILD: "stubborn"}).value == 1
+    )
+    assert (
+        point(points, "procman.reloads", **{SUP: "root", "procman.reload.result": "error"}).value
+        == 1
+    )
+    shutdown = point(points, "procman.shutdown.duration", **{SUP: "root"})
+    assert shutdown.count == 1 and 0.05 <= shutdown.sum < 5
+    assert tuple(shutdown.explicit_bounds) == SHUTDOWN_BUCKETS
+    assert instruments["procman.shutdown.duration"].unit == "s"
+    assert point(points, "procman.shutdown.duration", **{SUP: "root/inner"}).count == 1
+    started = point(points, "procman.child.last_start_timestamp", **{SUP: "root/inner", CHILD: "a"})
+    assert t0 <= started.value <= time.time()
+    assert point(points, "procman.build.info", **{"procman.version": __version__}).value == 1
+
+
+async def test_collection_from_a_reader_thread_and_weak_tracking() -> None:
+    metrics, reader = new_metrics()
+    root = ProcessManager("root", observers=[metrics]).insert(IdleProcess())
+    metrics.track(root)
+    task = asyncio.create_task(root.process_start())
+    await until(lambda: root.snapshot().ready)
+    points, _ = await asyncio.to_thread(read, reader)  # callbacks run off the loop thread
+    assert (
+        point(points, "procman.children", **{SUP: "root", "procman.child.state": "running"}).value
+        == 1
+    )
+    assert metrics.healthy() and metrics.ready()
+    await root.process_handle().shutdown()
+    await asyncio.wait_for(task, 5)
+    assert not metrics.healthy()
+    metrics.untrack(root)
+    points, _ = read(reader)
+    assert not points.get("procman.children")
+
+
+async def test_exemplars_carry_the_active_trace() -> None:
+    metrics, reader = new_metrics()
+    tracer = TracerProvider().get_tracer("test")
+
+    async def bad(ctx: RuntimeContext) -> None:
+        raise ValueError("x")
+
+    root = ProcessManager("root", observers=[metrics]).insert(runnable(bad, name="bad"))
+    with tracer.start_as_current_span("deploy") as span:
+        trace_id = span.get_span_context().trace_id
+        try:
+            await root.process_start()
+        except ValueError:
+            pass
+    points, _ = read(reader)
+    failures = point(
+        points, "procman.child.failures", **{SUP: "root", CHILD: "bad", "error.type": "ValueError"}
+    )
+    assert [e.trace_id for e in failures.exemplars] == [trace_id]
+
+
+def test_names_map_every_prometheus_metric() -> None:
+    assert len(OTEL_NAMES) == 10
+    assert all(name.startswith("procman.") for name in OTEL_NAMES.values())
+    assert len(set(OTEL_NAMES.values())) == 10
