@@ -10,11 +10,14 @@ Guarantees:
   (about half a microsecond; see ``benchmarks/scrape_cost.py``).
 * ``procman_children`` is not updated per event: :meth:`PrometheusMetrics.track`
   registers a root manager whose tree is read at scrape time.
-* With ``init_series=True`` (the default) the series of a child (starts,
-  restarts, stop timeouts and exits by every outcome) and of a supervisor
-  (reloads by every result, the shutdown histogram) exist with value 0 from
-  the child's first start, so ``rate()`` and ``increase()`` see the first
-  failure, timeout or reload instead of a series appearing at 1.
+* With ``init_series=True`` (the default) the series of rare events exist
+  with value 0 from the moment a child is scheduled: per child its restarts
+  and stop timeouts, per supervisor its reloads by every result and its
+  shutdown histogram. ``rate()``, ``increase()`` and the alerts then see the
+  *first* restart, stop timeout or reload instead of a series appearing at
+  1. Exits and failures are created when they happen (exits by four
+  outcomes for every child would double the exposition of a big tree, and
+  exception class names are not known in advance).
 * When the OpenTelemetry API is importable and a valid span is current,
   counters and the shutdown histogram carry ``trace_id``/``span_id`` as an
   exemplar (shown in OpenMetrics output).
@@ -51,7 +54,6 @@ from procman_metrics.names import (
     CHILD_STARTS,
     CHILD_STOP_TIMEOUTS,
     HELP,
-    OUTCOMES,
     RELOAD_RESULTS,
     RELOADS,
     SHUTDOWN_DURATION,
@@ -72,21 +74,16 @@ _CHILD = ("supervisor", "child")
 
 
 class _ChildSeries:
-    """The cached series of one (supervisor, child)."""
+    """The cached series of one (supervisor, child); None until first needed."""
 
     __slots__ = ("exits", "last_start", "restarts", "starts", "stop_timeouts")
 
-    def __init__(self, metrics: PrometheusMetrics, supervisor: str, child: str, init: bool) -> None:
-        self.starts = metrics._starts.labels(supervisor, child)
-        self.restarts = metrics._restarts.labels(supervisor, child)
-        self.stop_timeouts = metrics._stop_timeouts.labels(supervisor, child)
-        self.last_start = metrics._last_start.labels(supervisor, child)
-        exits = metrics._exits
-        self.exits: dict[str, Any] = (
-            {outcome: exits.labels(supervisor, child, outcome) for outcome in OUTCOMES}
-            if init
-            else {}
-        )
+    def __init__(self) -> None:
+        self.starts: Any = None
+        self.last_start: Any = None
+        self.restarts: Any = None
+        self.stop_timeouts: Any = None
+        self.exits: dict[str, Any] = {}
 
 
 class _SupervisorSeries:
@@ -94,10 +91,12 @@ class _SupervisorSeries:
 
     __slots__ = ("reloads", "shutdown")
 
-    def __init__(self, metrics: PrometheusMetrics, supervisor: str) -> None:
-        self.shutdown = metrics._shutdown.labels(supervisor)
+    def __init__(self, metrics: PrometheusMetrics, supervisor: str, init: bool) -> None:
+        self.shutdown: Any = metrics._shutdown.labels(supervisor) if init else None
         reloads = metrics._reloads
-        self.reloads: dict[str, Any] = {r: reloads.labels(supervisor, r) for r in RELOAD_RESULTS}
+        self.reloads: dict[str, Any] = (
+            {r: reloads.labels(supervisor, r) for r in RELOAD_RESULTS} if init else {}
+        )
 
 
 class PrometheusMetrics:
@@ -165,7 +164,7 @@ class PrometheusMetrics:
                     multiprocess_mode="max",
                 )
             )
-            self._add(ChildrenCollector(self.roots))
+            self.children_collector = self._add(ChildrenCollector(self.roots))
         except ValueError as exc:
             self.close()
             raise ValueError(
@@ -189,6 +188,13 @@ class PrometheusMetrics:
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
         }
+
+    children_collector: ChildrenCollector
+    """The scrape-time ``procman_children`` collector, already in :attr:`registry`.
+
+    Register it in another registry too when that one is what gets served (for
+    example next to a ``MultiProcessCollector``; see docs/metrics.md).
+    """
 
     def _add(self, collector: Any) -> Any:
         self.registry.register(collector)
@@ -237,13 +243,18 @@ class PrometheusMetrics:
         key = (supervisor, child)
         series = self._children.get(key)
         if series is None:
-            series = self._children[key] = _ChildSeries(self, supervisor, child, self._init_series)
+            series = self._children[key] = _ChildSeries()
+            if self._init_series:
+                series.restarts = self._restarts.labels(supervisor, child)
+                series.stop_timeouts = self._stop_timeouts.labels(supervisor, child)
         return series
 
     def _supervisor(self, supervisor: str) -> _SupervisorSeries:
         series = self._supervisors.get(supervisor)
         if series is None:
-            series = self._supervisors[supervisor] = _SupervisorSeries(self, supervisor)
+            series = self._supervisors[supervisor] = _SupervisorSeries(
+                self, supervisor, self._init_series
+            )
         return series
 
     def _on_starting(self, event: ProcessStarting) -> None:
@@ -255,8 +266,12 @@ class PrometheusMetrics:
         series = self._children.get((event.supervisor, event.process))
         if series is None:
             series = self._child(event.supervisor, event.process)
+        starts = series.starts
+        if starts is None:
+            starts = series.starts = self._starts.labels(event.supervisor, event.process)
+            series.last_start = self._last_start.labels(event.supervisor, event.process)
         ex = self._exemplar
-        series.starts.inc(1, None if ex is None else ex())
+        starts.inc(1, None if ex is None else ex())
         series.last_start.set(time.time())
 
     def _on_exit(self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned) -> None:
@@ -282,23 +297,39 @@ class PrometheusMetrics:
         counter.inc(1, None if ex is None else ex())
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
+        series = self._child(event.supervisor, event.process)
+        counter = series.restarts
+        if counter is None:
+            counter = series.restarts = self._restarts.labels(event.supervisor, event.process)
         ex = self._exemplar
-        self._child(event.supervisor, event.process).restarts.inc(1, None if ex is None else ex())
+        counter.inc(1, None if ex is None else ex())
 
     def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
-        ex = self._exemplar
         series = self._child(event.supervisor, event.process)
-        series.stop_timeouts.inc(1, None if ex is None else ex())
+        counter = series.stop_timeouts
+        if counter is None:
+            counter = series.stop_timeouts = self._stop_timeouts.labels(
+                event.supervisor, event.process
+            )
+        ex = self._exemplar
+        counter.inc(1, None if ex is None else ex())
 
     def _on_shutdown(self, event: ShutdownCompleted) -> None:
-        ex = self._exemplar
         series = self._supervisor(event.supervisor)
-        series.shutdown.observe(max(event.duration, 0.0), None if ex is None else ex())
+        histogram = series.shutdown
+        if histogram is None:
+            histogram = series.shutdown = self._shutdown.labels(event.supervisor)
+        ex = self._exemplar
+        histogram.observe(max(event.duration, 0.0), None if ex is None else ex())
 
     def _on_reload(self, event: ReloadCompleted) -> None:
         result = event.result if event.result in RELOAD_RESULTS else "error"
+        reloads = self._supervisor(event.supervisor).reloads
+        counter = reloads.get(result)
+        if counter is None:
+            counter = reloads[result] = self._reloads.labels(event.supervisor, result)
         ex = self._exemplar
-        self._supervisor(event.supervisor).reloads[result].inc(1, None if ex is None else ex())
+        counter.inc(1, None if ex is None else ex())
 
     def __repr__(self) -> str:
         return f"<PrometheusMetrics roots={len(self.roots)} series={len(self._children)}>"
