@@ -1,0 +1,508 @@
+"""OpenTelemetry tracing backend: spans for child runs, shutdowns, reloads and restarts.
+
+Library conventions: only the OpenTelemetry *API* is used (no SDK set-up
+here); the tracer is ``get_tracer("procman", procman.__version__)`` from the
+``tracer_provider`` given, or from the global provider.
+
+Spans (all ``INTERNAL``):
+
+``procman.child.run`` (``child_spans="run"``, the default)
+    One span per run of a child, started at :class:`~procman.events.ProcessStarted`
+    and made *current in the child's task*: spans and logs the child makes
+    nest under it, and a nested manager's children nest under their
+    manager's run span. Attributes ``procman.supervisor.name`` (tree path),
+    ``procman.child.name``, ``procman.child.restart_count``,
+    ``procman.child.exit_reason`` (ok, error, cancelled, timeout) and, on
+    failure, ``error.type`` (the fully qualified exception class name;
+    builtins without the ``builtins.`` prefix), the exception event and
+    status ERROR with a short description. A cancellation that is part of a
+    shutdown is not an error; an unexpected one is (``error.type``
+    ``asyncio.exceptions.CancelledError``). A child abandoned after ignoring
+    cancellation ends with status ERROR and ``error.type`` ``timeout``.
+``procman.child.start`` + ``procman.child.exit`` (``child_spans="link"``)
+    Two short spans per run instead of one long one: the start span ends at
+    once (so it is exported at once) and its context is current in the
+    child's task, so the child's own spans still nest under it; the exit
+    span carries the exit attributes and status, is a sibling of the start
+    span and links to it.
+nothing per run (``child_spans="none"``)
+    The child's task context is left alone; only the operation spans below.
+``procman.shutdown``
+    From :class:`~procman.events.ShutdownRequested` to
+    :class:`~procman.events.ShutdownCompleted` (timestamps taken from the
+    events): ``procman.shutdown.reason``, ``procman.shutdown.children``,
+    ``procman.shutdown.forced_children``; an event per child stop timeout.
+    A nested manager's shutdown is a child of its parent's open shutdown
+    span, else of the manager's own run span.
+``procman.reload``
+    From :class:`~procman.events.ReloadRequested` to
+    :class:`~procman.events.ReloadCompleted`: ``procman.reload.result``
+    (status ERROR unless ok), ``procman.reload.children``, ``procman.reload.errors``.
+``procman.child.restart``
+    The backoff of a :class:`~procman.builtin.RestartSupervisor`, from
+    :class:`~procman.events.RestartScheduled` to :class:`~procman.events.ProcessRestarted`:
+    ``procman.restart.attempt``, ``procman.restart.delay`` (seconds), the
+    ``error.type`` that caused it. It links to the failed run and the next
+    run links to it. A backoff cut
+    short by a shutdown ends with ``procman.restart.interrupted`` true.
+
+Current-context guarantee: the run span (or start span) is current in the
+child's task from ``ProcessStarted`` until the terminal event has been
+delivered to *every* observer, whatever their order, so a failure's log
+record and metric exemplar carry the failed run's trace id. The span is
+ended at the terminal event; the previous context is restored at the next
+event of that task (a restart) or dies with the task. Put this observer
+*first* in an observer list so that records of ``ProcessStarted`` carry the
+run span as well.
+
+Bookkeeping is O(1) per event: runs are kept by ``(supervisor, child)`` and
+task. One tracing observer per tree: two would nest their run spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Literal
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, Status, StatusCode
+except ImportError as exc:  # pragma: no cover - exercised with the extra missing
+    raise ImportError(
+        "procman.observe.OtelTracingObserver needs opentelemetry-api: pip install 'procman[otel]'"
+    ) from exc
+
+from procman._version import __version__
+from procman.events import (
+    ChildStopTimedOut,
+    LifecycleEvent,
+    ProcessAbandoned,
+    ProcessCancelled,
+    ProcessFailed,
+    ProcessRestarted,
+    ProcessStarted,
+    ProcessStopped,
+    ReloadCompleted,
+    ReloadRequested,
+    RestartScheduled,
+    ShutdownCompleted,
+    ShutdownRequested,
+)
+
+__all__ = ["ChildSpans", "OtelTracingObserver", "error_type"]
+
+ChildSpans = Literal["run", "link", "none"]
+
+SUPERVISOR = "procman.supervisor.name"
+CHILD = "procman.child.name"
+RESTART_COUNT = "procman.child.restart_count"
+EXIT_REASON = "procman.child.exit_reason"
+ERROR_TYPE = "error.type"
+
+_RUN_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
+    {ProcessStarted, ProcessStopped, ProcessFailed, ProcessCancelled, ProcessAbandoned}
+)
+_OPERATION_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
+    {
+        ShutdownRequested,
+        ShutdownCompleted,
+        ChildStopTimedOut,
+        ReloadRequested,
+        ReloadCompleted,
+        RestartScheduled,
+        ProcessRestarted,
+    }
+)
+_DESCRIPTION_LIMIT = 200
+
+# Context tokens whose detach waits for the next event of the task: (task, token) pairs.
+_PENDING_DETACH: ContextVar[tuple[tuple[object, object], ...]] = ContextVar(
+    "procman_otel_pending_detach", default=()
+)
+# The span of the run that failed last in this task: the cause a restart span links to.
+_FAILED_RUN: ContextVar[SpanContext | None] = ContextVar("procman_otel_failed_run", default=None)
+
+
+def error_type(exc: BaseException | type[BaseException]) -> str:
+    """The stable ``error.type`` value: ``module.QualName`` (no ``builtins.`` prefix)."""
+    cls = exc if isinstance(exc, type) else type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 3] + "..."
+
+
+def _wall_ns(monotonic: float) -> int:
+    """Convert a :func:`time.monotonic` timestamp to epoch nanoseconds."""
+    return time.time_ns() - int((time.monotonic() - monotonic) * 1e9)
+
+
+def _flush_pending() -> None:
+    """Restore the context of ended runs of this task (their detach was deferred)."""
+    pending = _PENDING_DETACH.get()
+    if not pending:
+        return
+    _PENDING_DETACH.set(())
+    task = asyncio.current_task()
+    for owner, token in reversed(pending):
+        if owner is task:  # a copied context (a child task) must not reset its parent's tokens
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+
+class _Run:
+    """One child run: its span (None in link mode), the context made current, the token."""
+
+    __slots__ = ("context", "parent", "span", "start", "token")
+
+    def __init__(
+        self,
+        span: Span | None,
+        context: Context,
+        token: object,
+        parent: Context | None,
+        start: SpanContext | None,
+    ) -> None:
+        self.span = span
+        self.context = context
+        self.token = token
+        self.parent = parent
+        self.start = start
+
+
+_Key = tuple[str, str]
+
+
+class OtelTracingObserver:
+    """Reports lifecycle events as OpenTelemetry spans (see the module docstring).
+
+    ``child_spans`` chooses how child runs appear: ``"run"`` (one span per
+    run, current in the child's task; exported only when the run ends),
+    ``"link"`` (a short start span, current in the task, and a short exit
+    span linked to it: everything exported at once) or ``"none"``.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        *,
+        child_spans: ChildSpans = "run",
+    ) -> None:
+        if child_spans not in ("run", "link", "none"):
+            raise ValueError(f"child_spans must be 'run', 'link' or 'none', got {child_spans!r}")
+        self.child_spans: ChildSpans = child_spans
+        self.tracer = trace.get_tracer("procman", __version__, tracer_provider=tracer_provider)
+        self._runs: dict[_Key, dict[object, _Run]] = {}
+        self._shutdowns: dict[str, Span] = {}
+        self._reloads: dict[str, Span] = {}
+        self._restarts: dict[tuple[str, str, object], tuple[Span, Any]] = {}
+        self._restart_links: dict[tuple[str, str, object], SpanContext] = {}
+        wanted = set(_OPERATION_EVENTS)
+        if child_spans != "none":
+            wanted |= _RUN_EVENTS
+        self._wanted = frozenset(wanted)
+        handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
+            ShutdownRequested: self._shutdown_requested,
+            ShutdownCompleted: self._shutdown_completed,
+            ChildStopTimedOut: self._stop_timed_out,
+            ReloadRequested: self._reload_requested,
+            ReloadCompleted: self._reload_completed,
+            RestartScheduled: self._restart_scheduled,
+            ProcessRestarted: self._restarted,
+        }
+        if child_spans != "none":
+            handlers[ProcessStarted] = self._started
+            for terminal in (ProcessStopped, ProcessFailed, ProcessCancelled):
+                handlers[terminal] = self._ended
+            handlers[ProcessAbandoned] = self._abandoned
+        self._handlers = handlers
+
+    # -- observer protocol -------------------------------------------------------
+    def wants(self, event_type: type[LifecycleEvent]) -> bool:
+        return event_type in self._wanted
+
+    def on_event(self, event: LifecycleEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    @property
+    def open_spans(self) -> int:
+        """Spans this observer has started and not yet ended (runs and operations)."""
+        runs = sum(len(group) for group in self._runs.values()) if self.child_spans == "run" else 0
+        return runs + len(self._shutdowns) + len(self._reloads) + len(self._restarts)
+
+    # -- child runs ----------------------------------------------------------------
+    def _started(self, event: ProcessStarted) -> None:
+        _flush_pending()
+        task = asyncio.current_task()
+        key = (event.supervisor, event.process)
+        links = None
+        if self._restart_links:
+            cause = self._restart_links.pop((*key, task), None)
+            if cause is not None:
+                links = [Link(cause)]
+        attributes: dict[str, Any] = {
+            SUPERVISOR: event.supervisor,
+            CHILD: event.process,
+            RESTART_COUNT: event.restart_count,
+        }
+        parent = otel_context.get_current()
+        if self.child_spans == "run":
+            span = self.tracer.start_span(
+                "procman.child.run", parent, attributes=attributes, links=links
+            )
+            current = trace.set_span_in_context(span, parent)
+            run = _Run(span, current, otel_context.attach(current), parent, None)
+        else:
+            start = self.tracer.start_span(
+                "procman.child.start", parent, attributes=attributes, links=links
+            )
+            start.end()
+            start_ctx = start.get_span_context()
+            current = trace.set_span_in_context(NonRecordingSpan(start_ctx), parent)
+            run = _Run(None, current, otel_context.attach(current), parent, start_ctx)
+        group = self._runs.get(key)
+        if group is None:
+            group = self._runs[key] = {}
+        previous = group.pop(task, None)
+        if previous is not None:  # a run without its terminal event: do not leak its span
+            self._finish(previous, previous.span, event, None)
+        group[task] = run
+
+    def _pop_run(self, key: _Key, task: object) -> _Run | None:
+        group = self._runs.get(key)
+        if group is None:
+            return None
+        run = group.pop(task, None)
+        if not group:
+            del self._runs[key]
+        return run
+
+    def _ended(self, event: ProcessStopped | ProcessFailed | ProcessCancelled) -> None:
+        task = asyncio.current_task()
+        run = self._pop_run((event.supervisor, event.process), task)
+        if run is None:
+            return
+        span = run.span
+        if span is None:  # link mode: a short exit span, a sibling of the start span
+            assert run.start is not None
+            span = self.tracer.start_span(
+                "procman.child.exit",
+                run.parent,
+                attributes={
+                    SUPERVISOR: event.supervisor,
+                    CHILD: event.process,
+                    RESTART_COUNT: event.restart_count,
+                    "procman.child.duration": event.duration,
+                },
+                links=[Link(run.start)],
+            )
+        self._finish(run, span, event, task)
+
+    def _finish(self, run: _Run, span: Span | None, event: LifecycleEvent, task: object) -> None:
+        """Set the exit attributes, end the span; defer the detach to the next task event."""
+        if span is not None:
+            match event:
+                case ProcessStopped():
+                    span.set_attribute(EXIT_REASON, "ok")
+                case ProcessFailed(exception=exc):
+                    kind = error_type(exc)
+                    span.set_attribute(EXIT_REASON, "error")
+                    span.set_attribute(ERROR_TYPE, kind)
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, _short(f"{kind}: {exc}")))
+                    if task is not None:
+                        _FAILED_RUN.set(run.start or span.get_span_context())
+                case ProcessCancelled():
+                    span.set_attribute(EXIT_REASON, event.outcome)
+                    if not event.requested:
+                        span.set_attribute(ERROR_TYPE, error_type(asyncio.CancelledError))
+                        span.set_status(Status(StatusCode.ERROR, "cancelled unexpectedly"))
+                case ProcessAbandoned():
+                    span.set_attribute(EXIT_REASON, "timeout")
+                    span.set_attribute(ERROR_TYPE, "timeout")
+                    span.set_status(
+                        Status(StatusCode.ERROR, "ignored cancellation; abandoned by its manager")
+                    )
+                case _:  # a new run started before this one reported its end
+                    span.set_attribute(EXIT_REASON, "unknown")
+            span.end()
+        if task is not None:
+            _PENDING_DETACH.set((*_PENDING_DETACH.get(), (task, run.token)))
+
+    def _abandoned(self, event: ProcessAbandoned) -> None:
+        # Emitted by the manager, not in the child's task: end without detaching. The
+        # event does not say which task, so among same-named siblings the oldest run goes.
+        key = (event.supervisor, event.process)
+        group = self._runs.get(key)
+        if not group:
+            return
+        task = next(iter(group))
+        run = self._pop_run(key, task)
+        assert run is not None
+        span = run.span
+        if span is None:
+            span = self.tracer.start_span(
+                "procman.child.exit",
+                run.parent,
+                attributes={SUPERVISOR: event.supervisor, CHILD: event.process},
+                links=[Link(run.start)] if run.start is not None else None,
+            )
+        self._finish(run, span, event, None)
+
+    def _run_context(self, path: str) -> Context | None:
+        """The context of the run of the child at ``path`` (a nested manager), if unique."""
+        supervisor, _, name = path.rpartition("/")
+        group = self._runs.get((supervisor, name))
+        if group is not None and len(group) == 1:
+            return next(iter(group.values())).context
+        return None
+
+    def _operation_parent(self, path: str, open_spans: dict[str, Span]) -> Context | None:
+        parent_path = path.rpartition("/")[0]
+        parent_span = open_spans.get(parent_path) if parent_path else None
+        if parent_span is not None:
+            return trace.set_span_in_context(parent_span)
+        return self._run_context(path)
+
+    # -- shutdown -------------------------------------------------------------------
+    def _shutdown_requested(self, event: ShutdownRequested) -> None:
+        path = event.supervisor
+        stale = self._shutdowns.pop(path, None)
+        if stale is not None:  # a previous shutdown of this path never completed
+            stale.end()
+        self._shutdowns[path] = self.tracer.start_span(
+            "procman.shutdown",
+            self._operation_parent(path, self._shutdowns),
+            attributes={
+                SUPERVISOR: path,
+                "procman.shutdown.reason": event.reason,
+                "procman.shutdown.children": event.children,
+            },
+            start_time=_wall_ns(event.time),
+        )
+
+    def _shutdown_completed(self, event: ShutdownCompleted) -> None:
+        path = event.supervisor
+        span = self._shutdowns.pop(path, None)
+        if span is None:  # the request was not seen: rebuild the span from the timestamps
+            span = self.tracer.start_span(
+                "procman.shutdown",
+                self._operation_parent(path, self._shutdowns),
+                attributes={SUPERVISOR: path},
+                start_time=_wall_ns(event.started or event.time - event.duration),
+            )
+        span.set_attribute("procman.shutdown.forced_children", event.forced)
+        span.end(end_time=_wall_ns(event.time))
+
+    def _stop_timed_out(self, event: ChildStopTimedOut) -> None:
+        attributes: dict[str, Any] = {
+            CHILD: event.process,
+            "procman.shutdown.grace_period": event.grace_period,
+        }
+        span = self._shutdowns.get(event.supervisor)
+        if span is not None:
+            span.add_event("procman.child.stop_timeout", attributes)
+        group = self._runs.get((event.supervisor, event.process))
+        if group is not None and len(group) == 1:
+            run = next(iter(group.values()))
+            if run.span is not None:
+                run.span.add_event("procman.child.stop_timeout", attributes)
+
+    # -- reload ---------------------------------------------------------------------
+    def _reload_requested(self, event: ReloadRequested) -> None:
+        path = event.supervisor
+        stale = self._reloads.pop(path, None)
+        if stale is not None:  # the previous reload was cancelled before it completed
+            stale.set_attribute("procman.reload.result", "interrupted")
+            stale.end()
+        self._reloads[path] = self.tracer.start_span(
+            "procman.reload",
+            self._operation_parent(path, self._reloads),
+            attributes={SUPERVISOR: path, "procman.reload.children": event.children},
+            start_time=_wall_ns(event.time),
+        )
+
+    def _reload_completed(self, event: ReloadCompleted) -> None:
+        path = event.supervisor
+        span = self._reloads.pop(path, None)
+        if span is None:
+            span = self.tracer.start_span(
+                "procman.reload",
+                self._operation_parent(path, self._reloads),
+                attributes={SUPERVISOR: path},
+                start_time=_wall_ns(event.started or event.time - event.duration),
+            )
+        span.set_attribute("procman.reload.result", event.result)
+        span.set_attribute("procman.reload.errors", event.errors)
+        if event.result != "ok":
+            what = "timed out" if event.result == "timeout" else f"{event.errors} handler(s) raised"
+            span.set_status(Status(StatusCode.ERROR, f"reload {what}"))
+        span.end(end_time=_wall_ns(event.time))
+
+    # -- restarts -------------------------------------------------------------------
+    def _restart_scheduled(self, event: RestartScheduled) -> None:
+        _flush_pending()
+        task = asyncio.current_task()
+        key = (event.supervisor, event.process, task)
+        self._restart_interrupted(key)
+        attributes: dict[str, Any] = {
+            SUPERVISOR: event.supervisor,
+            CHILD: event.process,
+            "procman.restart.attempt": event.attempt,
+            "procman.restart.delay": event.delay,
+        }
+        if event.exception is not None:
+            attributes[ERROR_TYPE] = error_type(event.exception)
+        cause = _FAILED_RUN.get()
+        if cause is not None:
+            _FAILED_RUN.set(None)
+        span = self.tracer.start_span(
+            "procman.child.restart",
+            attributes=attributes,
+            links=[Link(cause)] if cause is not None else None,
+            start_time=_wall_ns(event.time),
+        )
+        callback = None
+        if task is not None:  # ends the span if the task ends during the backoff
+
+            def callback(_task: object) -> None:
+                self._restart_interrupted(key)
+
+            task.add_done_callback(callback)
+        self._restarts[key] = (span, callback)
+
+    def _restarted(self, event: ProcessRestarted) -> None:
+        _flush_pending()
+        task = asyncio.current_task()
+        key = (event.supervisor, event.process, task)
+        entry = self._restarts.pop(key, None)
+        if entry is None:
+            return
+        span, callback = entry
+        if callback is not None and task is not None:
+            task.remove_done_callback(callback)
+        span.end(end_time=_wall_ns(event.time))
+        if self.child_spans != "none":
+            self._restart_links[key] = span.get_span_context()
+
+    def _restart_interrupted(self, key: tuple[str, str, object]) -> None:
+        """The task ended during a backoff (a shutdown cut it short)."""
+        self._restart_links.pop(key, None)
+        entry = self._restarts.pop(key, None)
+        if entry is not None:
+            span = entry[0]
+            span.set_attribute("procman.restart.interrupted", True)
+            span.end()
+
+    def __repr__(self) -> str:
+        return f"OtelTracingObserver(child_spans={self.child_spans!r})"
