@@ -1,0 +1,214 @@
+"""LoguruObserver: disabled until enabled, bound structured fields, levels, trace ids."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import Worker, wait_until
+from loguru import logger
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from procman import ProcessManager
+from procman.builtin import RestartBackoff, RestartSupervisor
+from procman.events import ProcessStarted, ProcessStarting
+from procman.observe import LoguruObserver, OtelTracingObserver
+from procman.observer import Observer
+
+
+class Sink:
+    """A loguru sink keeping the records."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, message: Any) -> None:
+        self.records.append(message.record)
+
+    def events(self, name: str, child: str | None = None) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.records
+            if r["extra"].get("event") == name and child in (None, r["extra"].get("child"))
+        ]
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    handler = logger.add(s, level="DEBUG", format="{message}")
+    logger.enable("procman")
+    try:
+        yield s
+    finally:
+        logger.disable("procman")
+        logger.remove(handler)
+
+
+async def run_tree(observers: list[Observer], fail: bool = True, restarts: int = 0) -> None:
+    root = ProcessManager("root", observers=observers)
+    root.insert(Worker("a"))
+    nested = ProcessManager("nested")
+    nested.insert(Worker("b", fail_after=3, exc=KeyError("missing")) if fail else Worker("b"))
+    root.insert(nested)
+    flaky = RestartSupervisor(Worker("flaky", fail_after=1), RestartBackoff(initial=0.01, max=0.01))
+    if restarts:
+        root.insert(flaky)
+    task = asyncio.ensure_future(root.process_start())
+    if restarts:
+        await wait_until(lambda: flaky.restart_count >= restarts)
+    if not fail:
+        await asyncio.sleep(0.05)
+        await root.process_handle().shutdown()
+    try:
+        await asyncio.wait_for(task, 10)
+    except KeyError:
+        assert fail
+
+
+async def test_fields_levels_and_exception(sink: Sink) -> None:
+    await run_tree([LoguruObserver()])
+    # b failed, and so did the run of the nested manager that re-raised b's error.
+    assert [r["extra"]["child"] for r in sink.events("procman.child.failed")] == ["b", "nested"]
+    [failed] = sink.events("procman.child.failed", "b")
+    assert failed["level"].name == "ERROR"
+    extra = failed["extra"]
+    assert extra["supervisor"] == "root/nested"
+    assert extra["child"] == "b"
+    assert extra["outcome"] == "error"
+    assert extra["error_type"] == "KeyError"
+    assert extra["error"] == "KeyError: 'missing'"
+    assert extra["duration"] > 0
+    assert failed["exception"] is not None and isinstance(failed["exception"].value, KeyError)
+    assert failed["message"].startswith("process root/nested/b failed")
+    assert failed["name"].startswith("procman.")  # what logger.disable("procman") matches
+    [started] = sink.events("procman.child.started")[:1]
+    assert started["level"].name == "DEBUG"
+    assert started["extra"]["restart_count"] == 0
+    shutdown = sink.events("procman.shutdown.requested")
+    assert {r["extra"]["supervisor"] for r in shutdown} == {"root", "root/nested"}
+    assert all(r["level"].name == "INFO" for r in shutdown)
+    assert {r["extra"]["reason"] for r in shutdown} >= {"failure"}
+    # No span anywhere: no trace ids.
+    assert all("trace_id" not in r["extra"] for r in sink.records)
+
+
+async def test_restart_records_carry_attempt_delay_and_cause(sink: Sink) -> None:
+    await run_tree([LoguruObserver()], fail=False, restarts=2)
+    scheduled = sink.events("procman.child.restart_scheduled")
+    assert len(scheduled) >= 2
+    first = scheduled[0]
+    assert first["level"].name == "WARNING"
+    assert first["extra"]["attempt"] == 1
+    assert first["extra"]["delay"] == pytest.approx(0.01)
+    assert first["extra"]["error"] == "RuntimeError: flaky failed"
+    restarted = sink.events("procman.child.restarted")
+    assert restarted and restarted[0]["extra"]["attempt"] == 1
+
+
+@pytest.mark.parametrize("otel_first", [True, False])
+async def test_trace_ids_of_the_child_span(sink: Sink, otel_first: bool) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otel = OtelTracingObserver(provider)
+    observers: list[Observer] = [otel, LoguruObserver()]
+    if not otel_first:
+        observers.reverse()
+    await run_tree(observers)
+    [run_b] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.name == "procman.child.run" and (s.attributes or {})["procman.child.name"] == "b"
+    ]
+    ctx = run_b.get_span_context()
+    assert ctx is not None
+    [failed] = sink.events("procman.child.failed", "b")
+    # Whatever the observer order, the failure record carries the failed run's ids.
+    assert failed["extra"]["trace_id"] == format(ctx.trace_id, "032x")
+    assert failed["extra"]["span_id"] == format(ctx.span_id, "016x")
+    started_b = sink.events("procman.child.started", "b")
+    if otel_first:  # the documented order: starts are correlated too
+        assert started_b[0]["extra"]["span_id"] == format(ctx.span_id, "016x")
+    provider.shutdown()
+
+
+async def test_disabled_until_the_app_enables_procman() -> None:
+    s = Sink()
+    handler = logger.add(s, level="DEBUG", format="{message}")
+    try:
+        logger.disable("procman")
+        await run_tree([LoguruObserver()])
+        assert s.records == []
+        logger.info("the application's own records still flow")
+        assert len(s.records) == 1
+    finally:
+        logger.remove(handler)
+
+
+def test_wants_follows_the_lowest_handler_level() -> None:
+    observer = LoguruObserver()
+    handlers = dict(logger._core.handlers)  # type: ignore[attr-defined]
+    logger.remove()
+    try:
+        hid = logger.add(lambda m: None, level="INFO")
+        assert not observer.wants(ProcessStarted)
+        assert not observer.wants(ProcessStarting)
+        from procman.events import ProcessFailed, ShutdownRequested
+
+        assert observer.wants(ProcessFailed)
+        assert observer.wants(ShutdownRequested)
+        logger.remove(hid)
+    finally:
+        if handlers:
+            logger.add(sys.stderr)
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+SCRIPT = """
+import asyncio, sys
+from loguru import logger
+logger.remove()
+logger.add(sys.stdout, format="{extra[event]} {extra[child]}", level="INFO")
+{before}
+from procman import ProcessManager
+from procman.observe import LoguruObserver
+{after}
+async def main():
+    root = ProcessManager("root", observers=[LoguruObserver()])
+    from procman.builtin import IdleProcess
+    root.insert(IdleProcess())
+    t = asyncio.ensure_future(root.process_start())
+    await asyncio.sleep(0.01)
+    await root.process_handle().shutdown()
+    await t
+asyncio.run(main())
+"""
+
+
+def test_import_disables_and_enable_after_import_works() -> None:
+    assert _run(SCRIPT.replace("{before}", "").replace("{after}", "")) == ""
+    out = _run(SCRIPT.replace("{before}", "").replace("{after}", 'logger.enable("procman")'))
+    assert "procman.shutdown.requested root" in out
+
+
+def test_an_enable_before_import_is_kept() -> None:
+    out = _run(SCRIPT.replace("{before}", 'logger.enable("procman")').replace("{after}", ""))
+    assert "procman.shutdown.completed root" in out
