@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             print(msg, file=sys.stderr, flush=True)
 
     t0 = time.monotonic()
+    before = report.machine()
     cells = run_all(settings, progress)
-    doc = report.build(cells, settings, time.monotonic() - t0)
+    doc = report.build(cells, settings, time.monotonic() - t0, before)
     if not args.quick and not args.no_extras:
         doc["extras"] = extras.run_extras(progress)
     doc["elapsed_s"] = time.monotonic() - t0

@@ -8,14 +8,17 @@ Guarantees:
   in an order rotated every round, so slow drift of the machine spreads
   over all configurations;
 * a configuration that reports "unavailable" once is not run again; one
-  whose estimated run time (linear extrapolation from its largest measured
-  N) exceeds ``slow_limit`` seconds, or that timed out, is skipped for that
-  N and above, and the report says so.
+  whose estimated run time (extrapolated from its two largest measured N
+  with their observed growth exponent, at least linear) exceeds
+  ``slow_limit`` seconds, or that timed out, is skipped for that N and
+  above; one that took longer than ``slow_limit`` is kept but not
+  repeated in later rounds. The report says which.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -127,6 +130,8 @@ def run_all(settings: Settings, progress: Progress) -> dict[tuple[str, str, floa
                         cell.status, cell.note = "unavailable", unavailable[name]
                         continue
                     skip = _skip_reason(cells, too_slow, workload, name, param, settings)
+                    if skip == "keep":
+                        continue
                     if skip:
                         cell.status, cell.note = "skipped", skip
                         continue
@@ -145,6 +150,11 @@ def run_all(settings: Settings, progress: Progress) -> dict[tuple[str, str, floa
                     cell.runs.append(result)
                     if status == "ok":
                         cell.status = "ok"
+                        total = result["metrics"].get("total", 0.0)
+                        if total > settings.slow_limit:
+                            why = f"took {total:.0f}s > {settings.slow_limit:.0f}s"
+                            too_slow[(workload, name)] = (param, why)
+                            cell.note = f"measured once: {why}"
                     elif cell.status != "ok":
                         cell.status = "error"
                         cell.note = str(result.get("reason", ""))[:500]
@@ -161,7 +171,10 @@ def _skip_reason(
 ) -> str:
     slow = too_slow.get((workload, name))
     if slow is not None and param >= slow[0]:
-        return f"skipped at N >= {slow[0]:g}: {slow[1]}"
+        done = cells.get((workload, name, param))
+        if done is not None and done.status == "ok":
+            return "keep"  # measured once already; do not repeat it
+        return f"N >= {slow[0]:,.0f}: {slow[1]}"
     if workload != "A":
         return ""
     measured: list[tuple[float, float]] = []
@@ -171,12 +184,19 @@ def _skip_reason(
             measured.append((p, total))
     if not measured:
         return ""
-    p, t = max(measured)
-    estimate = t * param / p
+    measured.sort()
+    p, t = measured[-1]
+    exponent = 1.0
+    if len(measured) >= 2:
+        p0, t0 = measured[-2]
+        if t0 > 0 and t > t0:
+            exponent = max(1.0, math.log(t / t0) / math.log(p / p0))
+    estimate = t * (param / p) ** exponent
     if estimate > settings.slow_limit:
         too_slow[(workload, name)] = (
             param,
-            f"estimated {estimate:.0f}s > {settings.slow_limit:.0f}s (from {t:.1f}s at N={p:g})",
+            f"estimated {estimate:.0f}s > {settings.slow_limit:.0f}s "
+            f"(from {t:.1f}s at N={p:,.0f}, growth N^{exponent:.2f})",
         )
-        return f"skipped: {too_slow[(workload, name)][1]}"
+        return too_slow[(workload, name)][1]
     return ""

@@ -1,10 +1,15 @@
 """Profile one configuration of workload A in this process.
 
-``python -m benchmarks.profile [--n 100000] [--config procman] [--tool pyinstrument|cprofile]``
+``python -m benchmarks.profile [--n 100000] [--config procman] [--tool pyinstrument|cprofile]
+[--no-gc]``
 
 cProfile prints the functions with the largest own time (``tottime``) and
 cumulative time; pyinstrument prints its call tree. Profilers slow Python
 code down unevenly, so use the shares to find hot spots, not as timings.
+Cyclic-GC pauses are charged to whatever function allocated when they
+struck: ``--no-gc`` disables the collector to see the Python work alone
+(the GC's own share is in the harness's ``gc_s`` metric). The harness's
+"all children running" check (a snapshot) shows up in the profile too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import pstats
 import sys
@@ -28,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", default="cprofile", choices=["cprofile", "pyinstrument"])
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC")
     args = parser.parse_args(argv)
+    if args.no_gc:
+        gc.disable()
     runner = RUNNERS[BY_NAME[args.config].runner_key]
     clock = PhaseClock()
 

@@ -21,7 +21,12 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {
+        "load_average": load,
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": sys.version.split()[0],
@@ -42,7 +47,10 @@ def _ratio(cells: dict[tuple[str, str, float], Cell], cell: Cell, other: str) ->
 
 
 def build(
-    cells: dict[tuple[str, str, float], Cell], settings: Settings, elapsed: float
+    cells: dict[tuple[str, str, float], Cell],
+    settings: Settings,
+    elapsed: float,
+    machine_before: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     results = []
     for cell in cells.values():
@@ -70,8 +78,11 @@ def build(
                 ],
             }
         )
+    after = machine()
+    if machine_before is not None:
+        after["load_average_before"] = machine_before.get("load_average")
     doc: dict[str, Any] = {
-        "machine": machine(),
+        "machine": after,
         "settings": {
             "sizes": list(settings.sizes),
             "rounds": settings.rounds,
@@ -147,9 +158,17 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     )
     r10 = _find(doc, "A", "procman", 10_000.0)
     growth = None
+    detail = ""
     if r100 and r10:
         growth = r100["median"]["us_per_child"] / r10["median"]["us_per_child"]
-    add("A procman cost per child 100k / 10k", growth, 1.3, "x")
+        b100, b10 = _find(doc, "A", "baseline", 100_000.0), _find(doc, "A", "baseline", 10_000.0)
+        if b100 and b10:
+            detail = (
+                f"baseline: {b100['median']['us_per_child'] / b10['median']['us_per_child']:.2f}x"
+            )
+        gc_share = r100["median"].get("gc_s", 0.0) / r100["median"]["total"]
+        detail += f"; cyclic GC = {gc_share:.0%} of procman's 100k time"
+    add("A procman cost per child 100k / 10k", growth, 1.3, "x", detail)
     for n in (10_000.0, 100_000.0):
         r = _find(doc, "A", "procman-all", n)
         add(
@@ -172,6 +191,7 @@ def text(doc: dict[str, Any]) -> str:
     s = doc["settings"]
     lines.append(
         f"procman benchmarks: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}, "
+        f"load average before/after {m.get('load_average_before')}/{m.get('load_average')}; "
         f"{s['rounds']} round(s), medians; x base = ratio to the bare-asyncio baseline "
         "of the same run, x ref = ratio to the reference named in brackets"
     )
@@ -183,10 +203,10 @@ def text(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             "Workload A: start N idle children, wait until all run, stop all "
-            "(times in ms; RSS = peak growth per child)"
+            "(times in ms; GC = cyclic GC time within them; B/child = peak RSS growth per child)"
         )
         header = (
-            f"{'N':>7}  {'configuration':<20} {'start':>9} {'stop':>9} {'total':>9} "
+            f"{'N':>7}  {'configuration':<20} {'start':>9} {'stop':>9} {'total':>9} {'GC':>7} "
             f"{'us/child':>8} {'x base':>6} {'x ref':>18} {'B/child':>7}  note"
         )
         lines.append(header)
@@ -265,6 +285,8 @@ def _ref(r: dict[str, Any]) -> str:
 
 
 def _note(r: dict[str, Any]) -> str:
+    if r["status"] == "ok" and r["note"]:
+        return str(r["note"])[:70]
     if r["status"] == "ok":
         info = [x.get("info", {}) for x in r["rounds"] if x.get("status") == "ok"]
         if info and info[0].get("graceful") is False:
@@ -279,6 +301,7 @@ def _row_a(r: dict[str, Any]) -> str:
     return (
         f"{r['param']:>7,.0f}  {r['config']:<20} {_fmt(_ms(med.get('start')), '.1f'):>9} "
         f"{_fmt(_ms(med.get('stop')), '.1f'):>9} {_fmt(_ms(med.get('total')), '.1f'):>9} "
-        f"{_fmt(med.get('us_per_child'), '.2f'):>8} {_fmt(r['ratio_baseline'], '.2f'):>6} "
+        f"{_fmt(_ms(med.get('gc_s')), '.0f'):>7} {_fmt(med.get('us_per_child'), '.2f'):>8} "
+        f"{_fmt(r['ratio_baseline'], '.2f'):>6} "
         f"{_ref(r):>18} {_fmt(med.get('rss_per_child'), ',.0f'):>7}  {_note(r)}"
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks.backends import Unavailable
 from benchmarks.configs import BY_NAME
-from benchmarks.measure import PhaseClock, current_rss_kib, peak_rss_kib
+from benchmarks.measure import GcTimer, PhaseClock, current_rss_kib, peak_rss_kib
 
 MARKER = "BENCH-RESULT "
 
@@ -46,8 +46,10 @@ def measure(workload: str, config_name: str, param: float, repeats: int) -> dict
         gc.collect()
         mem["hwm_before"] = peak_rss_kib()
         mem["rss_before"] = current_rss_kib()
+        gc_timer.install()
 
     clock = PhaseClock(before_first_phase=memory_baseline)
+    gc_timer = GcTimer(clock)
 
     async def body() -> dict[str, Any]:
         coro: Awaitable[dict[str, Any]]
@@ -67,7 +69,10 @@ def measure(workload: str, config_name: str, param: float, repeats: int) -> dict
 
     out: dict[str, Any] = {"workload": workload, "config": config_name, "param": param}
     try:
-        extra = _run(body, cfg.loop)
+        try:
+            extra = _run(body, cfg.loop)
+        finally:
+            gc_timer.remove()
     except (Unavailable, ImportError) as exc:
         out.update(status="unavailable", reason=f"{type(exc).__name__}: {exc}")
         return out
@@ -100,6 +105,11 @@ def measure(workload: str, config_name: str, param: float, repeats: int) -> dict
                 live = clock.marks["rss_running"] - mem["rss_before"]
                 metrics["live_per_child"] = live * 1024 / n
     metrics["peak_rss_mib"] = peak_rss_kib() / 1024
+    # cyclic GC inside the timed phases
+    metrics["gc_s"] = gc_timer.seconds
+    metrics["gc_full_s"] = gc_timer.full_seconds
+    metrics["gc_collections"] = gc_timer.collections
+    metrics["gc_full_collections"] = gc_timer.full_collections
     out.update(status="ok", metrics=metrics, info=info)
     return out
 
