@@ -113,6 +113,7 @@ class ProcessManager(Runnable):
         self._control_tasks: set[asyncio.Task[None]] = set()
         self._grace_timer: asyncio.TimerHandle | None = None
         self._abandon_timer: asyncio.TimerHandle | None = None
+        self._abandon_deadline: float | None = None
         self._shutdown_started: float | None = None
         self._forced = 0
         self._handle = ManagerHandle(self)
@@ -315,6 +316,7 @@ class ProcessManager(Runnable):
             if timer is not None:
                 timer.cancel()
         self._grace_timer = self._abandon_timer = None
+        self._abandon_deadline = None
         self._ended = None
         waiters, self._stopped_waiters = self._stopped_waiters, []
         for waiter in waiters:
@@ -414,8 +416,23 @@ class ProcessManager(Runnable):
         self._arm_abandon()
 
     def _arm_abandon(self) -> None:
-        if self._live and self._abandon_timer is None and self._loop is not None:
-            self._abandon_timer = self._loop.call_later(self._cancel_timeout, self._abandon)
+        """Give cancelled children ``cancel_timeout`` to end, never longer than our parent gives us.
+
+        A nested manager's deadline is set a little before its parent's, so a
+        subtree winding down its own stubborn children finishes (and reports
+        them) before the parent would abandon the whole subtree.
+        """
+        loop = self._loop
+        if not self._live or self._abandon_timer is not None or loop is None:
+            return
+        now = loop.time()
+        deadline = now + self._cancel_timeout
+        parent_deadline = getattr(self._parent, "_abandon_deadline", None)
+        if parent_deadline is not None and parent_deadline > now:
+            margin = min(0.01, (parent_deadline - now) * 0.1)
+            deadline = min(deadline, parent_deadline - margin)
+        self._abandon_deadline = deadline
+        self._abandon_timer = loop.call_at(deadline, self._abandon)
 
     def _abandon(self) -> None:
         self._abandon_timer = None

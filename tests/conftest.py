@@ -24,3 +24,24 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture
 def root_dir() -> Path:
     return ROOT
+
+
+# Hypothesis profiles: "default" (bounded, in the test command) and "long"
+# (pytest --hypothesis-profile=long tests/property, a few thousand examples).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default",
+    max_examples=int(os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile(
+    "long",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile("default")

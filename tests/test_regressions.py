@@ -172,3 +172,40 @@ async def test_many_children_added_and_finished_leave_no_bookkeeping() -> None:
     assert len(m.snapshot().children) == 1
     await m.process_handle().shutdown()
     await task
+
+
+async def test_nested_manager_with_stubborn_grandchild_reports_it_before_parent_gives_up() -> None:
+    """Found by the property suite: parent and nested manager abandoned at the same instant,
+    so the root returned while the subtree still had an unreported child."""
+    release = asyncio.Event()
+
+    class Stubborn(Runnable):
+        def __init__(self) -> None:
+            self.idle = IdleProcess()
+
+        async def process_start(self) -> None:
+            while not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    pass
+
+        def process_handle(self) -> ProcessControlHandler:
+            return self.idle.process_handle()
+
+    rec = Recorder()
+    inner = ProcessManager("inner", cancel_timeout=0.05)
+    inner.insert(Stubborn()).insert(IdleProcess())
+    root = ProcessManager("root", cancel_timeout=0.05, observers=[rec])
+    root.insert(inner)
+    task = asyncio.create_task(root.process_start())
+    try:
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        abandoned = [e.path for e in rec.events if e.name == "procman.child.abandoned"]
+        assert abandoned == ["root/inner/Stubborn"]  # the stubborn leaf, not the subtree
+    finally:
+        release.set()
+        await asyncio.sleep(0.01)
