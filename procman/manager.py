@@ -134,6 +134,11 @@ class ProcessManager(Runnable):
         return self._fanout
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the manager runs (or last ran) on; None before the first start."""
+        return self._loop
+
+    @property
     def parent(self) -> Owner | None:
         """The supervisor this manager runs under (None for a root), set at start."""
         return self._parent
@@ -521,9 +526,15 @@ class ProcessManager(Runnable):
 
     # -- introspection -------------------------------------------------------------
     def snapshot(self) -> SupervisorSnapshot:
-        """A read-only picture of this manager and its subtree (O(children))."""
-        children = [self._child_snapshot(rec) for rec in self._finished]
-        children.extend(self._child_snapshot(rec) for rec in self._live.values())
+        """A read-only picture of this manager and its subtree (O(children)).
+
+        Meant for the event loop's thread. From another thread it does not
+        fail (the bookkeeping is copied in one step under the GIL) but may be
+        a moment stale; ``procman_metrics`` takes it on :attr:`loop` instead.
+        """
+        live = tuple(self._live.values())
+        children = [self._child_snapshot(rec) for rec in tuple(self._finished)]
+        children.extend(self._child_snapshot(rec) for rec in live)
         return SupervisorSnapshot(
             path=self._path, name=self._name, phase=self._phase, children=tuple(children)
         )

@@ -116,9 +116,7 @@ async def test_default_logging_observer_skips_disabled_levels(
 
 
 def test_library_logger_has_null_handler() -> None:
-    assert any(
-        isinstance(h, logging.NullHandler) for h in logging.getLogger("procman").handlers
-    )
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("procman").handlers)
 
 
 async def test_logging_levels_and_structured_fields(caplog: pytest.LogCaptureFixture) -> None:
