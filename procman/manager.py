@@ -61,6 +61,13 @@ def _default_observers() -> tuple[Observer, ...]:
     return (LoggingObserver(),)
 
 
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()
+
+
 def _note_origin(exc: BaseException, path: str) -> None:
     notes = getattr(exc, "__notes__", ())
     if not any(isinstance(n, str) and n.startswith(_NOTE_PREFIX) for n in notes):
@@ -110,6 +117,7 @@ class ProcessManager(Runnable):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended: asyncio.Future[None] | None = None
         self._stopped_waiters: list[asyncio.Future[None]] = []
+        self._started_waiters: list[asyncio.Future[None]] = []
         self._control_tasks: set[asyncio.Task[None]] = set()
         self._grace_timer: asyncio.TimerHandle | None = None
         self._abandon_timer: asyncio.TimerHandle | None = None
@@ -214,6 +222,7 @@ class ProcessManager(Runnable):
         CURRENT_SUPERVISOR.reset(token)
         for runnable in self._inserted:
             self._spawn(runnable)
+        _wake_all(self._started_waiters)
         cancelled = False
         try:
             while self._live:
@@ -323,10 +332,8 @@ class ProcessManager(Runnable):
         self._grace_timer = self._abandon_timer = None
         self._abandon_deadline = None
         self._ended = None
-        waiters, self._stopped_waiters = self._stopped_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_all(self._started_waiters)
+        _wake_all(self._stopped_waiters)
 
     # -- shutdown ----------------------------------------------------------------
     def request_shutdown(self) -> None:
@@ -464,6 +471,19 @@ class ProcessManager(Runnable):
             )
         if not self._live:
             self._all_ended()
+
+    async def wait_started(self) -> None:
+        """Return once ``process_start`` has started the children (so :meth:`add` works).
+
+        Waits only while the manager has not started yet; returns at once in
+        any other phase, and when the manager stops before it got that far (a
+        shutdown asked for before start).
+        """
+        if self._phase is not ManagerPhase.CREATED:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._started_waiters.append(waiter)
+        await waiter
 
     async def wait_stopped(self) -> None:
         """Return once the manager is not running (at once if it never started)."""

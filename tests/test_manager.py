@@ -479,3 +479,15 @@ async def test_runtime_context_function_runnable() -> None:
     await m.process_handle().shutdown()
     await task
     assert seen[-1] == "bye"
+
+
+async def test_wait_started_then_add() -> None:
+    m = manager(IdleProcess())
+    task = asyncio.create_task(m.process_start())
+    await asyncio.wait_for(m.wait_started(), 5)
+    w = Worker("late")
+    m.add(w)
+    await asyncio.wait_for(w.started.wait(), 5)
+    await m.process_handle().shutdown()
+    await task
+    await asyncio.wait_for(m.wait_started(), 1)  # not waiting once it has run
