@@ -28,9 +28,12 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from procman.observer import Observer
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = ["configure_sdk"]
 
@@ -104,14 +107,14 @@ def configure_sdk(
 
 
 def _configure_logs(
-    resource: object, cleanups: list[Callable[[], None]], *, set_global: bool, logger: str
+    resource: Resource, cleanups: list[Callable[[], None]], *, set_global: bool, logger: str
 ) -> None:
     from opentelemetry._logs import set_logger_provider
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    provider = LoggerProvider(resource=resource)  # type: ignore[arg-type]
+    provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
     if set_global:
         set_logger_provider(provider)
