@@ -7,6 +7,7 @@ library and a missing extra surfaces as an ImportError naming it:
 * ``LoguruObserver`` -- ``pip install 'procman[loguru]'``
 * ``OtelTracingObserver`` -- ``pip install 'procman[otel]'``
 * ``TraceContextFilter`` -- trace ids on stdlib log records (``otel`` extra)
+* ``ThreadedObserver`` -- hands events to a worker thread (never for tracing observers)
 * ``observers_from_names`` / ``observers_from_env`` -- choose backends by name
 """
 
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
     from procman.observe.otel import OtelTracingObserver
     from procman.observe.otel_logging import TraceContextFilter
     from procman.observe.selection import observers_from_env, observers_from_names
+    from procman.observe.threaded import ThreadedObserver
 
 __all__ = [
     "LoggingObserver",
     "LoguruObserver",
     "OtelTracingObserver",
+    "ThreadedObserver",
     "TraceContextFilter",
     "observers_from_env",
     "observers_from_names",
@@ -35,6 +38,7 @@ __all__ = [
 _LAZY = {
     "LoguruObserver": "procman.observe.loguru",
     "OtelTracingObserver": "procman.observe.otel",
+    "ThreadedObserver": "procman.observe.threaded",
     "TraceContextFilter": "procman.observe.otel_logging",
     "observers_from_env": "procman.observe.selection",
     "observers_from_names": "procman.observe.selection",
