@@ -94,12 +94,17 @@ async def run_tasks(n: int, provider: TracerProvider | None) -> float:
     return time.perf_counter() - t0
 
 
-def measure(fn: Callable[[], Awaitable[float]], rounds: int) -> float:
-    times = []
+def measure(
+    scenarios: dict[str, Callable[[], Awaitable[float]]], rounds: int, provider: TracerProvider
+) -> dict[str, float]:
+    """Median seconds per scenario; rounds interleave the scenarios so load drift hits all."""
+    times: dict[str, list[float]] = {name: [] for name in scenarios}
     for _ in range(rounds):
-        gc.collect()
-        times.append(asyncio.run(fn()))  # type: ignore[arg-type]
-    return statistics.median(times)
+        for name, fn in scenarios.items():
+            gc.collect()
+            times[name].append(asyncio.run(fn()))  # type: ignore[arg-type]
+            provider.force_flush()
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -118,10 +123,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "tasks": lambda: run_tasks(n, None),
         "tasks+span": lambda: run_tasks(n, provider),
     }
-    results: dict[str, float] = {}
-    for name, fn in scenarios.items():
-        results[name] = measure(fn, rounds)
-        provider.force_flush()
+    results = measure(scenarios, rounds, provider)
     provider.shutdown()
     print(f"{n} children, start + shutdown, median of {rounds} rounds ({exporter.count} spans)")
     print(f"{'scenario':<20} {'total ms':>9} {'us/child':>9}")
