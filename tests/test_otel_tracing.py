@@ -210,6 +210,25 @@ async def test_forced_cancellation_on_shutdown_is_timeout_not_error(spans: Spans
     assert (event.attributes or {})["procman.child.name"] == "stubborn"
 
 
+async def test_cancellation_by_a_requested_stop_is_not_an_error(spans: Spans) -> None:
+    observer = OtelTracingObserver(spans.provider)
+    root = ProcessManager("root", observers=[observer])
+    root.insert(IdleProcess("idle"))
+    root.insert(Stubborn("sleeper"))
+    task = asyncio.ensure_future(root.process_start())
+    await wait_until(lambda: observer.open_spans == 2)
+    task.cancel()  # the application cancels the tree: children are cancelled at once
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    sleeper = spans.run("sleeper")
+    assert (sleeper.attributes or {})["procman.child.exit_reason"] == "cancelled"
+    assert "error.type" not in (sleeper.attributes or {})
+    assert sleeper.status.status_code is StatusCode.UNSET
+    [shutdown] = spans.named("procman.shutdown")
+    assert (shutdown.attributes or {})["procman.shutdown.reason"] == "cancelled"
+    assert observer.open_spans == 0
+
+
 async def test_unexpected_cancellation_is_an_error(spans: Spans) -> None:
     async def quitter(ctx: RuntimeContext) -> None:
         await asyncio.sleep(0.01)
