@@ -18,8 +18,9 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextvars
 from collections.abc import Awaitable
+from functools import partial
 from typing import Any, TypeVar
 
 from procman.runnable import (
@@ -39,17 +40,11 @@ T = TypeVar("T")
 _SHUTDOWN = RuntimeControlMessage.SHUTDOWN
 
 
-class _NeverQueue(deque[ControlMessage]):
-    """The shared empty queue of guards that never received a message (saves a deque each)."""
-
-    def append(self, message: ControlMessage) -> None:
-        raise AssertionError("the shared empty queue must not be appended to")
+_NO_CONTEXT = contextvars.Context()
+"""Context for internal wake-up callbacks (saves a context copy per tick)."""
 
 
-_EMPTY: deque[ControlMessage] = _NeverQueue()
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake_on_done(waiter: asyncio.Future[None], _: object) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -65,7 +60,9 @@ class RuntimeGuard:
     __slots__ = ("__weakref__", "_handle", "_queue", "_running", "_waiter")
 
     def __init__(self) -> None:
-        self._queue: deque[ControlMessage] = _EMPTY  # a real deque on first send
+        # A list made on the first send: most guards only ever get one message,
+        # and queues stay a few entries long (a deque would cost 760 bytes each).
+        self._queue: list[ControlMessage] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._running = False
         self._handle: RuntimeHandle | None = None
@@ -90,7 +87,7 @@ class RuntimeGuard:
         while True:
             queue = self._queue
             while queue:
-                if queue.popleft() is _SHUTDOWN:
+                if queue.pop(0) is _SHUTDOWN:
                     self._running = False
                     return
             if loop is None:
@@ -112,15 +109,16 @@ class RuntimeGuard:
     def send_nowait(self, message: ControlMessage) -> None:
         """Queue ``message`` and wake the process if it is waiting."""
         queue = self._queue
-        if queue is _EMPTY:
-            queue = self._queue = deque()
-        queue.append(message)
+        if queue is None:
+            self._queue = [message]
+        else:
+            queue.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def __repr__(self) -> str:
-        return f"<RuntimeGuard running={self._running} queued={len(self._queue)}>"
+        return f"<RuntimeGuard running={self._running} queued={len(self._queue or ())}>"
 
 
 class RuntimeTicker:
@@ -144,16 +142,13 @@ class RuntimeTicker:
         guard = self._guard
         queue = guard._queue
         if queue:
-            return self._deliver(queue.popleft(), awaitable)
+            return self._deliver(queue.pop(0), awaitable)
         loop = asyncio.get_running_loop()
         fut = asyncio.ensure_future(awaitable)
         waiter: asyncio.Future[None] = loop.create_future()
         guard._waiter = waiter
-
-        def on_done(_: Any) -> None:
-            _wake(waiter)
-
-        fut.add_done_callback(on_done)
+        on_done = partial(_wake_on_done, waiter)
+        fut.add_done_callback(on_done, context=_NO_CONTEXT)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -166,13 +161,16 @@ class RuntimeTicker:
             return Next(fut.result())
         fut.remove_done_callback(on_done)
         fut.cancel()
-        try:
-            await fut
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-        return self._deliver(guard._queue.popleft(), None)
+        if isinstance(fut, asyncio.Task):  # a task needs to run its cancellation
+            try:
+                await fut
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        queue = guard._queue
+        assert queue
+        return self._deliver(queue.pop(0), None)
 
     def _deliver(self, message: ControlMessage, unused: object) -> Control:
         close = getattr(unused, "close", None)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,18 @@ def _default_observers() -> tuple[Observer, ...]:
     from procman.observe.logging import LoggingObserver
 
     return (LoggingObserver(),)
+
+
+async def _await(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+def _has_begun(task: asyncio.Task[Any]) -> bool:
+    """Whether a child task's coroutine has started running (not merely scheduled)."""
+    coro: Any = task.get_coro()
+    if not inspect.iscoroutine(coro):
+        return True
+    return inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
 
 
 def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
@@ -230,8 +243,9 @@ class ProcessManager(Runnable):
                 try:
                     await ended
                 except asyncio.CancelledError:
-                    if cancelled:
-                        break  # cancelled twice: stop waiting
+                    if cancelled:  # cancelled twice: stop waiting, report who is left
+                        self._abandon()
+                        break
                     cancelled = True
                     self._cancel_children()
         finally:
@@ -256,26 +270,41 @@ class ProcessManager(Runnable):
     def _spawn(self, runnable: Runnable) -> None:
         rec = ChildRecord(self, runnable, runnable.process_name())
         fan = self._fanout
-        if fan.observers and fan.wants(ProcessStarting):
-            now = time.monotonic()
-            fan.emit(ProcessStarting(supervisor=self._path, process=rec.name, time=now))
-        assert self._loop is not None and self._context is not None
-        task = self._loop.create_task(self._run_child(rec), context=self._context.copy())
+        context = self._context
+        assert self._loop is not None and context is not None
+        if fan.observers:
+            if fan.wants(ProcessStarting):
+                now = time.monotonic()
+                fan.emit(ProcessStarting(supervisor=self._path, process=rec.name, time=now))
+            coro: Coroutine[Any, Any, None] = self._run_observed(rec)
+        elif getattr(runnable, "procman_reports_runs", False):
+            coro = self._run_reporting(rec)
+        else:
+            # No observer: the child's own coroutine is the task (no wrapper frame);
+            # snapshot() tells STARTING from RUNNING by the coroutine's state.
+            start = runnable.process_start()
+            coro = start if asyncio.iscoroutine(start) else _await(start)
+        task = self._loop.create_task(coro, context=context.copy())
         rec.task = task
         self._live[task] = rec
-        task.add_done_callback(self._done_callback)
+        task.add_done_callback(self._done_callback, context=context)
 
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
 
-    async def _run_child(self, rec: ChildRecord) -> None:
+    async def _run_observed(self, rec: ChildRecord) -> None:
         runnable = rec.runnable
-        if not self._fanout.observers or getattr(runnable, "procman_reports_runs", False):
+        if getattr(runnable, "procman_reports_runs", False):
             rec.state = ChildState.RUNNING
             await runnable.process_start()
         else:
             await run_observed(rec, runnable.process_start)
+
+    @staticmethod
+    async def _run_reporting(rec: ChildRecord) -> None:
+        rec.state = ChildState.RUNNING
+        await rec.runnable.process_start()
 
     def _child_done(self, task: asyncio.Task[None]) -> None:
         rec = self._live.pop(task, None)
@@ -562,6 +591,9 @@ class ProcessManager(Runnable):
     @staticmethod
     def _child_snapshot(rec: ChildRecord) -> ChildSnapshot:
         runnable = rec.runnable
+        state = rec.state
+        if state is ChildState.STARTING and rec.task is not None and _has_begun(rec.task):
+            state = ChildState.RUNNING
         nested = runnable if isinstance(runnable, ProcessManager) else None
         if nested is None:
             inner = getattr(runnable, "child", None)
@@ -569,7 +601,7 @@ class ProcessManager(Runnable):
                 nested = inner
         return ChildSnapshot(
             name=rec.name,
-            state=rec.state,
+            state=state,
             started_at=rec.started_at,
             restart_count=rec.restart_count,
             supervisor=nested.snapshot() if nested is not None else None,

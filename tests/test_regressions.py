@@ -11,7 +11,7 @@ import time
 import pytest
 from helpers import Recorder, Worker, wait_until
 
-from procman import ManagerStateError, ProcessControlHandler, ProcessManager, Runnable
+from procman import ManagerStateError, ProcessControlHandler, ProcessManager, Runnable, runnable
 from procman.builtin import IdleProcess
 from procman.events import ReloadCompleted
 
@@ -209,3 +209,53 @@ async def test_nested_manager_with_stubborn_grandchild_reports_it_before_parent_
     finally:
         release.set()
         await asyncio.sleep(0.01)
+
+
+async def test_manager_cancelled_twice_reports_the_stubborn_child_abandoned() -> None:
+    """Found by the benchmark work: a second cancel left the child unreported, len() == 1."""
+    release = asyncio.Event()
+
+    async def stubborn(ctx: object) -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                pass
+
+    rec = Recorder()
+    m = ProcessManager("root", shutdown_grace_period=0.1, cancel_timeout=0.2, observers=[rec])
+    m.insert(runnable(stubborn, name="stubborn"))
+    task = asyncio.create_task(m.process_start())
+    try:
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert len(m) == 0
+        assert [e.path for e in rec.events if e.name == "procman.child.abandoned"] == [
+            "root/stubborn"
+        ]
+    finally:
+        release.set()
+        await asyncio.sleep(0.01)
+
+
+async def test_snapshot_without_observers_tells_starting_from_running() -> None:
+    from procman import ChildState
+
+    m = ProcessManager("root", observers=[])
+    m.insert(IdleProcess("a")).insert(IdleProcess("b"))
+    task = asyncio.create_task(m.process_start())
+    await m.wait_started()
+    await asyncio.sleep(0)
+    assert {c.state for c in m.snapshot().children} == {ChildState.RUNNING}
+    assert m.snapshot().ready
+    m.add(IdleProcess("late"))  # scheduled, its coroutine has not run yet
+    states = {c.name: c.state for c in m.snapshot().children}
+    assert states["late"] is ChildState.STARTING and not m.snapshot().ready
+    await asyncio.sleep(0)
+    assert m.snapshot().ready
+    await m.process_handle().shutdown()
+    await task

@@ -231,6 +231,9 @@ class RestartSupervisor(Runnable):
         """Wait ``delay`` seconds; False when a shutdown cut the wait short."""
         if self._stopping:
             return False
+        if delay <= 0:  # no timer for a zero backoff: one loop iteration
+            await asyncio.sleep(0)
+            return not self._stopping
         loop = asyncio.get_running_loop()
         wake = self._wake = loop.create_future()
         timer = loop.call_later(delay, _set_once, wake)
