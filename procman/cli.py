@@ -37,6 +37,10 @@ async def _run_demo(args: argparse.Namespace) -> int:
     observers: list[Observer] = []
     cleanups: list[Callable[[], None]] = []
     extra = []
+    if args.otel != "none":  # first, so every log record and exemplar carries the span
+        from procman.observe.otel_setup import configure_sdk
+
+        observers.extend(configure_sdk(args.otel, cleanups))
     if args.log == "loguru":
         from procman.observe.loguru import LoguruObserver
 
@@ -45,10 +49,6 @@ async def _run_demo(args: argparse.Namespace) -> int:
         from procman.observe.logging import LoggingObserver
 
         observers.append(LoggingObserver())
-    if args.otel != "none":
-        from procman.observe.otel_setup import configure_sdk
-
-        observers.extend(configure_sdk(args.otel, cleanups))
     if args.metrics_port:
         from procman_metrics import MetricsServer, PrometheusMetrics
 

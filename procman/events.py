@@ -191,11 +191,16 @@ class ReloadRequested(LifecycleEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReloadCompleted(LifecycleEvent):
-    """A reload fan-out ended. ``result``: ok, error (a handler raised) or timeout."""
+    """A reload fan-out ended.
+
+    ``result``: ok, error (a handler raised), timeout (a handler outlived the
+    grace period and was cancelled) or cancelled (the caller of ``reload()``
+    was cancelled; the handlers were cancelled too).
+    """
 
     name: ClassVar[str] = "procman.reload.completed"
     duration: float
-    result: Literal["ok", "error", "timeout"] = "ok"
+    result: Literal["ok", "error", "timeout", "cancelled"] = "ok"
     errors: int = 0
     started: float = 0.0
 

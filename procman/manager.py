@@ -480,6 +480,8 @@ class ProcessManager(Runnable):
         fan = self._fanout
         now = time.monotonic()
         for task, rec in list(self._live.items()):
+            if task.done():  # ended already; its done callback is queued and will report it
+                continue
             del self._live[task]
             rec.abandoned = True
             if fan.observers and fan.wants(ProcessAbandoned):
@@ -547,31 +549,34 @@ class ProcessManager(Runnable):
         pending = [t for rec in live if (t := self._send(rec, _RELOAD)) is not None]
         result: Any = "ok"
         errors = 0
-        if pending:
-            try:
+        try:
+            if pending:
                 done, not_done = await asyncio.wait(pending, timeout=self._grace)
-            finally:
-                for task in pending:
-                    if not task.done():
-                        task.cancel()
-            if not_done:
-                result = "timeout"
-            errors = sum(1 for t in done if not t.cancelled() and t.exception() is not None)
-            if errors and result == "ok":
-                result = "error"
-        if fan.observers and fan.wants(ReloadCompleted):
-            now = time.monotonic()
-            fan.emit(
-                ReloadCompleted(
-                    supervisor=self._path,
-                    process=self._name,
-                    time=now,
-                    duration=now - t0,
-                    result=result,
-                    errors=errors,
-                    started=t0,
+                if not_done:
+                    result = "timeout"
+                errors = sum(1 for t in done if not t.cancelled() and t.exception() is not None)
+                if errors and result == "ok":
+                    result = "error"
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
+        finally:
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+            if fan.observers and fan.wants(ReloadCompleted):
+                now = time.monotonic()
+                fan.emit(
+                    ReloadCompleted(
+                        supervisor=self._path,
+                        process=self._name,
+                        time=now,
+                        duration=now - t0,
+                        result=result,
+                        errors=errors,
+                        started=t0,
+                    )
                 )
-            )
 
     # -- introspection -------------------------------------------------------------
     def snapshot(self) -> SupervisorSnapshot:

@@ -259,3 +259,21 @@ async def test_snapshot_without_observers_tells_starting_from_running() -> None:
     assert m.snapshot().ready
     await m.process_handle().shutdown()
     await task
+
+
+async def test_cancelled_reload_still_reports_completion() -> None:
+    """Found while building the tracing backend: a cancelled reload() emitted no completion."""
+    rec = Recorder()
+    m = ProcessManager("root", observers=[rec])
+    m.insert(HangingReload())
+    task = asyncio.create_task(m.process_start())
+    await asyncio.sleep(0.01)
+    reload = asyncio.create_task(m.process_handle().reload())
+    await asyncio.sleep(0.02)
+    reload.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reload
+    (done,) = rec.of(ReloadCompleted)
+    assert done.result == "cancelled"  # type: ignore[attr-defined]
+    await m.process_handle().shutdown()
+    await task
