@@ -1,0 +1,69 @@
+"""The procman command line: the demo runs a tree and stops cleanly on its own or on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from procman import __version__
+from procman.cli import main
+
+
+def demo(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "procman", "demo", "--metrics-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_demo_stops_on_its_own_after_duration() -> None:
+    proc = demo("--duration", "2")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "demo: stopped cleanly" in out
+    assert "supervisor demo shut down" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_demo_stops_gracefully_on_ctrl_c_and_sigterm(sig: signal.Signals) -> None:
+    proc = demo()
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 20
+        seen = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if line:  # any output: the tree (and its SignalReceiver) is up
+                break
+        time.sleep(0.5)
+        os.kill(proc.pid, sig)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, "".join(seen) + out
+        assert f"demo: stopped by {sig.name}" in out
+        assert "supervisor demo shut down" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_unknown_backend_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--otel", "zipkin"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
