@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
-from procman import Control, Next, Runnable, RuntimeControlMessage, RuntimeGuard, RuntimeHandle
+from procman import (
+    Control,
+    Next,
+    ProcessControlHandler,
+    Runnable,
+    RuntimeControlMessage,
+    RuntimeGuard,
+    RuntimeHandle,
+)
 from procman.events import LifecycleEvent
 
 
@@ -92,3 +101,30 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+class _IgnoreControl(ProcessControlHandler):
+    async def shutdown(self) -> None:
+        pass
+
+    async def reload(self) -> None:
+        pass
+
+
+class SwallowsCancel(Runnable):
+    """Ignores shutdown and swallows every cancellation until ``release`` is set."""
+
+    def __init__(self, release: asyncio.Event, name: str = "Stubborn") -> None:
+        self.release = release
+        self.name = name
+
+    def process_name(self) -> str:
+        return self.name
+
+    def process_handle(self) -> ProcessControlHandler:
+        return _IgnoreControl()
+
+    async def process_start(self) -> None:
+        while not self.release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.release.wait()

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from helpers import Recorder, Worker, wait_until
+from helpers import Recorder, SwallowsCancel, Worker, wait_until
 
 from procman import (
     ChildState,
@@ -219,22 +219,8 @@ async def test_child_swallowing_cancellation_is_abandoned_and_manager_returns() 
     rec = Recorder()
     release = asyncio.Event()
 
-    class Stubborn(Runnable):
-        def __init__(self) -> None:
-            self.idle = IdleProcess()
-
-        async def process_start(self) -> None:
-            while not release.is_set():
-                try:
-                    await asyncio.sleep(10)
-                except asyncio.CancelledError:
-                    pass
-
-        def process_handle(self) -> ProcessControlHandler:
-            return self.idle.process_handle()
-
     m = ProcessManager("root", shutdown_grace_period=0.05, cancel_timeout=0.1, observers=[rec])
-    m.insert(Stubborn())
+    m.insert(SwallowsCancel(release))
     task = asyncio.create_task(m.process_start())
     await asyncio.sleep(0.01)
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
