@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "default",
-    max_examples=int(os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
