@@ -8,8 +8,9 @@ current in the calling context, and ``None`` otherwise.
 
 The check runs on every counted event, so it reads the OpenTelemetry context
 variable directly when the API uses its standard contextvars runtime context
-(one C call, about 0.1 us when no span is active) and falls back to the public
-``get_current_span()`` otherwise.
+(one C call, about 0.1 us when no span is active; the ``Span`` ABC check is
+made once per span class) and falls back to the public ``get_current_span()``
+otherwise.
 """
 
 from __future__ import annotations
@@ -45,11 +46,21 @@ def exemplar_source() -> Callable[[], Exemplar | None] | None:
     if isinstance(var, ContextVar) and isinstance(span_key, str):
         get_context = var.get
 
+        span_types: set[type] = set()  # concrete classes already found to be Spans
+
         def fast() -> Exemplar | None:
             span = get_context().get(span_key)
-            if span is None or not isinstance(span, Span):
+            if span is None:
                 return None
-            return from_span(span)
+            if type(span) not in span_types:  # the ABC check once per class, not per event
+                if not isinstance(span, Span):
+                    return None
+                span_types.add(type(span))
+            ctx = span.get_span_context()
+            if not ctx.is_valid:
+                return None
+            # %-formatting: about 0.2 us faster per event than format()
+            return {"trace_id": "%032x" % ctx.trace_id, "span_id": "%016x" % ctx.span_id}  # noqa: UP031
 
         return fast
 

@@ -7,7 +7,7 @@ Guarantees:
   ``result`` sets and exception *class* names (never messages or ids).
 * Each labelled series is resolved once and cached in a dict keyed by its
   label tuple, so a hot event costs one dict lookup and one locked increment
-  (about half a microsecond; see ``benchmarks/scrape_cost.py``).
+  (plus the exemplar, set without re-validation: :mod:`procman_metrics.increment`).
 * ``procman_children`` is not updated per event: :meth:`PrometheusMetrics.track`
   registers a root manager whose tree is read at scrape time.
 * With ``init_series=True`` (the default) the series of rare events exist
@@ -44,7 +44,7 @@ from procman.events import (
 )
 from procman_metrics._deps import PROMETHEUS_HINT
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
-from procman_metrics.exemplars import exemplar_source
+from procman_metrics.exemplars import Exemplar, exemplar_source
 from procman_metrics.names import (
     BUILD_INFO,
     CHILD_EXITS,
@@ -67,6 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
 
 from procman_metrics.collector import ChildrenCollector
+from procman_metrics.increment import inc
 
 __all__ = ["PrometheusMetrics"]
 
@@ -188,6 +189,8 @@ class PrometheusMetrics:
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
         }
+        if not init_series:  # ProcessStarting only initialises series: not even built then
+            del self._handlers[ProcessStarting]
 
     children_collector: ChildrenCollector
     """The scrape-time ``procman_children`` collector, already in :attr:`registry`.
@@ -271,10 +274,14 @@ class PrometheusMetrics:
             starts = series.starts = self._starts.labels(event.supervisor, event.process)
             series.last_start = self._last_start.labels(event.supervisor, event.process)
         ex = self._exemplar
-        starts.inc(1, None if ex is None else ex())
+        inc(starts, None if ex is None else ex())
         series.last_start.set(time.time())
 
-    def _on_exit(self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned) -> None:
+    def _on_exit(
+        self,
+        event: ProcessStopped | ProcessCancelled | ProcessAbandoned | ProcessFailed,
+        exemplar: Exemplar | None = None,
+    ) -> None:
         series = self._children.get((event.supervisor, event.process))
         if series is None:
             series = self._child(event.supervisor, event.process)
@@ -284,17 +291,20 @@ class PrometheusMetrics:
             counter = series.exits[outcome] = self._exits.labels(
                 event.supervisor, event.process, outcome
             )
-        ex = self._exemplar
-        counter.inc(1, None if ex is None else ex())
+        if exemplar is None:
+            ex = self._exemplar
+            exemplar = None if ex is None else ex()
+        inc(counter, exemplar)
 
     def _on_failed(self, event: ProcessFailed) -> None:
-        self._on_exit(event)  # type: ignore[arg-type]
+        ex = self._exemplar
+        exemplar = None if ex is None else ex()  # one span: one exemplar for both counters
+        self._on_exit(event, exemplar)
         key = (event.supervisor, event.process, type(event.exception).__name__)
         counter = self._failure_series.get(key)
         if counter is None:
             counter = self._failure_series[key] = self._failures.labels(*key)
-        ex = self._exemplar
-        counter.inc(1, None if ex is None else ex())
+        inc(counter, exemplar)
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
         series = self._child(event.supervisor, event.process)
@@ -302,7 +312,7 @@ class PrometheusMetrics:
         if counter is None:
             counter = series.restarts = self._restarts.labels(event.supervisor, event.process)
         ex = self._exemplar
-        counter.inc(1, None if ex is None else ex())
+        inc(counter, None if ex is None else ex())
 
     def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
         series = self._child(event.supervisor, event.process)
@@ -312,7 +322,7 @@ class PrometheusMetrics:
                 event.supervisor, event.process
             )
         ex = self._exemplar
-        counter.inc(1, None if ex is None else ex())
+        inc(counter, None if ex is None else ex())
 
     def _on_shutdown(self, event: ShutdownCompleted) -> None:
         series = self._supervisor(event.supervisor)
@@ -329,7 +339,7 @@ class PrometheusMetrics:
         if counter is None:
             counter = reloads[result] = self._reloads.labels(event.supervisor, result)
         ex = self._exemplar
-        counter.inc(1, None if ex is None else ex())
+        inc(counter, None if ex is None else ex())
 
     def __repr__(self) -> str:
         return f"<PrometheusMetrics roots={len(self.roots)} series={len(self._children)}>"
