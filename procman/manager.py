@@ -276,7 +276,12 @@ class ProcessManager(Runnable):
             if fan.wants(ProcessStarting):
                 now = time.monotonic()
                 fan.emit(ProcessStarting(supervisor=self._path, process=rec.name, time=now))
-            coro: Coroutine[Any, Any, None] = self._run_observed(rec)
+            # The child's task runs run_observed directly (one wrapper frame, not two).
+            coro: Coroutine[Any, Any, None] = (
+                self._run_reporting(rec)
+                if getattr(runnable, "procman_reports_runs", False)
+                else run_observed(rec, runnable.process_start)
+            )
         elif getattr(runnable, "procman_reports_runs", False):
             coro = self._run_reporting(rec)
         else:
@@ -292,14 +297,6 @@ class ProcessManager(Runnable):
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
-
-    async def _run_observed(self, rec: ChildRecord) -> None:
-        runnable = rec.runnable
-        if getattr(runnable, "procman_reports_runs", False):
-            rec.state = ChildState.RUNNING
-            await runnable.process_start()
-        else:
-            await run_observed(rec, runnable.process_start)
 
     @staticmethod
     async def _run_reporting(rec: ChildRecord) -> None:
