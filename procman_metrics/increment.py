@@ -7,8 +7,10 @@ construction), so :func:`inc` increments the labelled child's value and sets
 the exemplar directly, the same two locked operations ``Counter.inc`` ends
 with. When the installed prometheus_client does not have that shape (a
 child without ``_value.inc`` / ``_value.set_exemplar``), :func:`inc` is
-``child.inc(1, exemplar)``. Only labelled children returned by ``labels()``
-(always observable) are passed here.
+``child.inc(1, exemplar)``. :func:`set_gauge` likewise sets a labelled
+gauge child's value without ``Gauge.set``'s observability check and float
+conversion (the value is always a float here). Only labelled children
+returned by ``labels()`` (always observable) are passed here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
 
-__all__ = ["inc"]
+__all__ = ["inc", "set_gauge"]
 
 
 def _public_inc(child: Any, exemplar: dict[str, str] | None) -> None:
@@ -38,13 +40,26 @@ def _direct_inc(child: Any, exemplar: dict[str, str] | None) -> None:
         value.set_exemplar(Exemplar(exemplar, 1, time.time()))
 
 
+def _public_set(child: Any, value: float) -> None:
+    child.set(value)
+
+
+def _direct_set(child: Any, value: float) -> None:
+    child._value.set(value)
+
+
 def _supports_direct() -> bool:
     probe = Counter(
         "procman_probe", "probe", ("x",), registry=CollectorRegistry(auto_describe=True)
     )
     value = getattr(probe.labels("x"), "_value", None)
-    return callable(getattr(value, "inc", None)) and callable(getattr(value, "set_exemplar", None))
+    return all(callable(getattr(value, m, None)) for m in ("inc", "set", "set_exemplar"))
 
 
-inc = _direct_inc if _supports_direct() else _public_inc
+_DIRECT = _supports_direct()
+
+inc = _direct_inc if _DIRECT else _public_inc
 """``inc(child, exemplar)``: ``child.inc(1, exemplar)`` for a labelled counter child."""
+
+set_gauge = _direct_set if _DIRECT else _public_set
+"""``set_gauge(child, value)``: ``child.set(value)`` for a labelled gauge child."""

@@ -242,7 +242,8 @@ class OtelTracingObserver:
 
     # -- child runs ----------------------------------------------------------------
     def _started(self, event: ProcessStarted) -> None:
-        _flush_pending()
+        if _PENDING_DETACH.get():  # a restart: restore the context of the ended run first
+            _flush_pending()
         task = asyncio.current_task()
         key = (event.supervisor, event.process)
         links = None
@@ -311,7 +312,12 @@ class OtelTracingObserver:
     def _finish(self, run: _Run, span: Span | None, event: LifecycleEvent, task: object) -> None:
         """Set the exit attributes, end the span; defer the detach to the next task event."""
         if span is not None:
-            match event:
+            match event:  # the most frequent end (a shutdown) first
+                case ProcessCancelled():
+                    span.set_attribute(EXIT_REASON, event.outcome)
+                    if not event.requested:
+                        span.set_attribute(ERROR_TYPE, error_type(asyncio.CancelledError))
+                        span.set_status(Status(StatusCode.ERROR, "cancelled unexpectedly"))
                 case ProcessStopped():
                     span.set_attribute(EXIT_REASON, "ok")
                 case ProcessFailed(exception=exc):
@@ -322,11 +328,6 @@ class OtelTracingObserver:
                     span.set_status(Status(StatusCode.ERROR, _short(f"{kind}: {exc}")))
                     if task is not None:
                         _FAILED_RUN.set(run.start or span.get_span_context())
-                case ProcessCancelled():
-                    span.set_attribute(EXIT_REASON, event.outcome)
-                    if not event.requested:
-                        span.set_attribute(ERROR_TYPE, error_type(asyncio.CancelledError))
-                        span.set_status(Status(StatusCode.ERROR, "cancelled unexpectedly"))
                 case ProcessAbandoned():
                     span.set_attribute(EXIT_REASON, "timeout")
                     span.set_attribute(ERROR_TYPE, "timeout")
