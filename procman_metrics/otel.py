@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from procman import ChildState, LifecycleEvent, ProcessManager, __version__
+from procman import ChildState, LifecycleEvent, __version__
 from procman.events import (
     ChildStopTimedOut,
     ProcessAbandoned,
@@ -73,6 +73,7 @@ from procman_metrics.names import (
     RELOADS,
     SHUTDOWN_DURATION,
 )
+from procman_metrics.observer_base import MetricsObserver
 from procman_metrics.tracking import TrackedRoots
 
 try:
@@ -98,7 +99,7 @@ VERSION = "procman.version"
 Attributes = dict[str, str]
 
 
-class OtelMetrics:
+class OtelMetrics(MetricsObserver):
     """Observer recording the procman metrics on an OpenTelemetry meter.
 
     ``meter_provider`` defaults to the global one
@@ -170,32 +171,6 @@ class OtelMetrics:
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
         }
-
-    # -- tree tracking ---------------------------------------------------------------
-    def track(self, manager: ProcessManager) -> ProcessManager:
-        """Observe ``manager``'s tree in ``procman.children`` (held weakly; returns it)."""
-        self.roots.add(manager)
-        return manager
-
-    def untrack(self, manager: ProcessManager) -> None:
-        self.roots.discard(manager)
-
-    def healthy(self) -> bool:
-        """Every tracked root is alive (True when none is tracked)."""
-        return self.roots.healthy()
-
-    def ready(self) -> bool:
-        """Every tracked tree is ready: all children started, none in backoff."""
-        return self.roots.ready()
-
-    # -- observer --------------------------------------------------------------------
-    def wants(self, event_type: type[LifecycleEvent]) -> bool:
-        return event_type in self._handlers
-
-    def on_event(self, event: LifecycleEvent) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
 
     def _child(self, supervisor: str, child: str) -> Attributes:
         key = (supervisor, child)

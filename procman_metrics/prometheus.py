@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from procman import LifecycleEvent, ProcessManager, __version__
+from procman import LifecycleEvent, __version__
 from procman.events import (
     ChildStopTimedOut,
     ProcessAbandoned,
@@ -58,6 +58,7 @@ from procman_metrics.names import (
     RELOADS,
     SHUTDOWN_DURATION,
 )
+from procman_metrics.observer_base import MetricsObserver
 from procman_metrics.tracking import TrackedRoots
 
 try:
@@ -100,7 +101,7 @@ class _SupervisorSeries:
         )
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(MetricsObserver):
     """Observer exporting the procman metrics to a prometheus_client registry.
 
     Attach it like any observer (``ProcessManager(..., observers=[metrics])``)
@@ -209,38 +210,6 @@ class PrometheusMetrics:
         for collector in reversed(self._registered):
             self.registry.unregister(collector)
         self._registered.clear()
-
-    # -- tree tracking ---------------------------------------------------------------
-    def track(self, manager: ProcessManager) -> ProcessManager:
-        """Report ``manager``'s tree in ``procman_children`` at scrape time (returns it).
-
-        Several roots may be tracked; they are held weakly, so tracking never
-        keeps a tree alive.
-        """
-        self.roots.add(manager)
-        return manager
-
-    def untrack(self, manager: ProcessManager) -> None:
-        """Stop reporting ``manager``'s tree."""
-        self.roots.discard(manager)
-
-    def healthy(self) -> bool:
-        """Every tracked root is alive (True when none is tracked)."""
-        return self.roots.healthy()
-
-    def ready(self) -> bool:
-        """Every tracked tree is ready: all children started, none in backoff."""
-        return self.roots.ready()
-
-    # -- observer --------------------------------------------------------------------
-    def wants(self, event_type: type[LifecycleEvent]) -> bool:
-        """Only the events that change a metric are built for this observer."""
-        return event_type in self._handlers
-
-    def on_event(self, event: LifecycleEvent) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
 
     def _child(self, supervisor: str, child: str) -> _ChildSeries:
         key = (supervisor, child)
