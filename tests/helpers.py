@@ -11,9 +11,11 @@ from procman import (
     Next,
     ProcessControlHandler,
     Runnable,
+    RuntimeContext,
     RuntimeControlMessage,
     RuntimeGuard,
     RuntimeHandle,
+    runnable,
 )
 from procman.events import LifecycleEvent
 
@@ -128,3 +130,17 @@ class SwallowsCancel(Runnable):
         while not self.release.is_set():
             with contextlib.suppress(asyncio.CancelledError):
                 await self.release.wait()
+
+
+def waiting_worker(name: str) -> Runnable:
+    """A context-style child that waits until shutdown (ignores other messages)."""
+
+    async def work(ctx: RuntimeContext) -> None:
+        while True:
+            match await ctx.tick(asyncio.sleep(3600)):
+                case Control(RuntimeControlMessage.SHUTDOWN):
+                    return
+                case Next() | Control():
+                    pass
+
+    return runnable(work, name=name)

@@ -7,19 +7,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from helpers import waiting_worker
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from procman import (
     ChildState,
-    Control,
-    Next,
     ProcessControlHandler,
     ProcessManager,
     Runnable,
     RuntimeContext,
-    RuntimeControlMessage,
     __version__,
     runnable,
 )
@@ -67,16 +65,7 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def worker(name: str) -> Runnable:
-    async def work(ctx: RuntimeContext) -> None:
-        while True:
-            match await ctx.tick(asyncio.sleep(3600)):
-                case Control(RuntimeControlMessage.SHUTDOWN):
-                    return
-                case Next() | Control():
-                    pass
-
-    return runnable(work, name=name)
+worker = waiting_worker
 
 
 class Stubborn(Runnable):

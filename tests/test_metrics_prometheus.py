@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import waiting_worker
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import (
@@ -23,14 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from procman import (
     ChildState,
-    Control,
     ManagerPhase,
-    Next,
     ProcessControlHandler,
     ProcessManager,
     Runnable,
     RuntimeContext,
-    RuntimeControlMessage,
     __version__,
     runnable,
 )
@@ -101,16 +99,7 @@ def fails(exc: BaseException, name: str = "bad-child") -> Runnable:
     return runnable(bad, name=name)
 
 
-def worker(name: str) -> Runnable:
-    async def work(ctx: RuntimeContext) -> None:
-        while True:
-            match await ctx.tick(asyncio.sleep(3600)):
-                case Control(RuntimeControlMessage.SHUTDOWN):
-                    return
-                case Next() | Control():
-                    pass
-
-    return runnable(work, name=name)
+worker = waiting_worker
 
 
 class Stubborn(Runnable):

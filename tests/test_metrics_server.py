@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from helpers import waiting_worker
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
@@ -16,12 +17,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from procman import (
-    Control,
-    Next,
     ProcessManager,
-    Runnable,
     RuntimeContext,
-    RuntimeControlMessage,
     __version__,
     runnable,
 )
@@ -61,16 +58,7 @@ async def raw(port: int, data: bytes) -> Response:
     return Response(int(status_line.split(" ")[1]), headers, body)
 
 
-def worker(name: str) -> Runnable:
-    async def work(ctx: RuntimeContext) -> None:
-        while True:
-            match await ctx.tick(asyncio.sleep(3600)):
-                case Control(RuntimeControlMessage.SHUTDOWN):
-                    return
-                case Next() | Control():
-                    pass
-
-    return runnable(work, name=name)
+worker = waiting_worker
 
 
 async def until(cond: object, timeout: float = 5.0) -> None:
