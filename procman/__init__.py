@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging as _logging
 
 from procman._version import __version__
-from procman.child import CURRENT_CHILD, CURRENT_SUPERVISOR, current_child
+from procman.child import CURRENT_SUPERVISOR, current_child
 from procman.context import (
     RunnableWithContext,
     RuntimeContext,
@@ -37,7 +37,6 @@ from procman.snapshot import ChildSnapshot, ChildState, ManagerPhase, Supervisor
 _logging.getLogger("procman").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "CURRENT_CHILD",
     "CURRENT_SUPERVISOR",
     "ChildSnapshot",
     "ChildState",

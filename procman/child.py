@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from procman.runnable import Runnable
 
 __all__ = [
-    "CURRENT_CHILD",
     "CURRENT_SUPERVISOR",
     "ChildRecord",
     "Owner",
@@ -94,19 +93,6 @@ def current_child() -> ChildRecord | None:
         return None
     task = asyncio.current_task()
     return owner.record_of(task) if task is not None else None
-
-
-class _CurrentChild:
-    """``CURRENT_CHILD.get()``: a read-only, context-variable-like view of :func:`current_child`."""
-
-    __slots__ = ()
-
-    def get(self) -> ChildRecord | None:
-        return current_child()
-
-
-CURRENT_CHILD = _CurrentChild()
-"""``CURRENT_CHILD.get()`` returns :func:`current_child`."""
 
 
 class _Standalone:

@@ -272,21 +272,17 @@ class ProcessManager(Runnable):
         fan = self._fanout
         context = self._context
         assert self._loop is not None and context is not None
+        coro: Coroutine[Any, Any, None] | None = None
         if fan.observers:
             if fan.wants(ProcessStarting):
                 now = time.monotonic()
                 fan.emit(ProcessStarting(supervisor=self._path, process=rec.name, time=now))
-            # The child's task runs run_observed directly (one wrapper frame, not two).
-            coro: Coroutine[Any, Any, None] = (
-                self._run_reporting(rec)
-                if getattr(runnable, "procman_reports_runs", False)
-                else run_observed(rec, runnable.process_start)
-            )
-        elif getattr(runnable, "procman_reports_runs", False):
-            coro = self._run_reporting(rec)
-        else:
-            # No observer: the child's own coroutine is the task (no wrapper frame);
-            # snapshot() tells STARTING from RUNNING by the coroutine's state.
+            if not getattr(runnable, "procman_reports_runs", False):
+                coro = run_observed(rec, runnable.process_start)
+        if coro is None:
+            # The child's own coroutine is the task (no wrapper frame): a runnable that
+            # reports its own runs, or no observer at all. snapshot() tells STARTING
+            # from RUNNING by the coroutine's state.
             start = runnable.process_start()
             coro = start if asyncio.iscoroutine(start) else _await(start)
         task = self._loop.create_task(coro, context=context.copy())
@@ -297,11 +293,6 @@ class ProcessManager(Runnable):
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
-
-    @staticmethod
-    async def _run_reporting(rec: ChildRecord) -> None:
-        rec.state = ChildState.RUNNING
-        await rec.runnable.process_start()
 
     def _child_done(self, task: asyncio.Task[None]) -> None:
         rec = self._live.pop(task, None)
