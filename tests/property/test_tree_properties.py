@@ -219,6 +219,17 @@ class Events:
         self.events.append(event)
 
 
+TERMINAL = object()
+LEGAL: dict[object, tuple[frozenset[str], str]] = {
+    ProcessStarting: (frozenset({"init"}), "scheduled"),
+    ProcessStarted: (frozenset({"scheduled"}), "running"),
+    TERMINAL: (frozenset({"running"}), "ended"),
+    RestartScheduled: (frozenset({"ended"}), "backoff"),
+    ProcessRestarted: (frozenset({"backoff"}), "scheduled"),
+}
+"""Per child: state before (allowed) and after each event."""
+
+
 def check_event_order(events: list[LifecycleEvent]) -> None:
     """Per child: Starting, then (Started [StopTimedOut]* terminal [Scheduled Restarted])*."""
     state: dict[tuple[str, str], str] = {}
@@ -236,26 +247,15 @@ def check_event_order(events: list[LifecycleEvent]) -> None:
         ):
             key = (ev.supervisor, ev.process)
             cur = state.get(key, "init")
-            if isinstance(ev, ProcessStarting):
-                assert cur == "init", (key, cur, ev)
-                state[key] = "scheduled"
-            elif isinstance(ev, ProcessStarted):
-                assert cur == "scheduled", (key, cur, ev)
-                state[key] = "running"
-            elif isinstance(ev, TERMINAL_EVENTS):
-                if isinstance(ev, ProcessAbandoned) and cur in ("scheduled", "backoff"):
-                    state[key] = "ended"  # abandoned before (re)starting a run
-                    continue
-                assert cur == "running", (key, cur, ev)
-                state[key] = "ended"
-            elif isinstance(ev, RestartScheduled):
-                assert cur == "ended", (key, cur, ev)
-                state[key] = "backoff"
-            elif isinstance(ev, ProcessRestarted):
-                assert cur == "backoff", (key, cur, ev)
-                state[key] = "scheduled"
-            elif isinstance(ev, ChildStopTimedOut):
+            if isinstance(ev, ChildStopTimedOut):
                 assert cur != "init", (key, cur, ev)
+                continue
+            kind = TERMINAL if isinstance(ev, TERMINAL_EVENTS) else type(ev)
+            allowed, after = LEGAL[kind]
+            if isinstance(ev, ProcessAbandoned):
+                allowed = allowed | {"scheduled", "backoff"}  # abandoned before (re)starting
+            assert cur in allowed, (key, cur, ev)
+            state[key] = after
     for key, cur in state.items():
         assert cur in ("ended", "scheduled", "backoff"), (key, cur)
 
