@@ -152,8 +152,8 @@ async def main(children: int, supervisors: int, runs: int) -> None:
         )
     )
 
-    started_event = ProcessStarted(supervisor="sup-000", process="child-0000", time=0.0)
-    stopped_event = ProcessStopped(supervisor="sup-000", process="child-0000", time=0.0)
+    started_event = ProcessStarted(supervisor="sup-000", child="child-0000", time=0.0)
+    stopped_event = ProcessStopped(supervisor="sup-000", child="child-0000", time=0.0)
     n = 200_000
     per_started = timeit.timeit(lambda: full.on_event(started_event), number=n) / n * 1e6
     per_stopped = timeit.timeit(lambda: full.on_event(stopped_event), number=n) / n * 1e6

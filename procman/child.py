@@ -35,6 +35,7 @@ __all__ = [
     "Owner",
     "current_child",
     "run_observed",
+    "signal_ready",
 ]
 
 
@@ -51,6 +52,8 @@ class Owner(Protocol):
 
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None: ...
 
+    def mark_ready(self, rec: ChildRecord) -> None: ...
+
 
 class ChildRecord:
     """Mutable bookkeeping of one child (O(1) to create, update and drop)."""
@@ -60,6 +63,7 @@ class ChildRecord:
         "force_cancelled",
         "name",
         "owner",
+        "ready",
         "restart_count",
         "runnable",
         "started_at",
@@ -76,6 +80,7 @@ class ChildRecord:
         self.restart_count = 0
         self.force_cancelled = False
         self.abandoned = False
+        self.ready = False
         self.task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -95,6 +100,17 @@ def current_child() -> ChildRecord | None:
     return owner.record_of(task) if task is not None else None
 
 
+def signal_ready() -> None:
+    """Mark the current run of the child whose task is running as ready.
+
+    What ``guard.ready()`` and ``ctx.ready()`` call. Outside a supervised
+    child's own task (or for a child already ready) it does nothing.
+    """
+    rec = current_child()
+    if rec is not None and not rec.ready:
+        rec.owner.mark_ready(rec)
+
+
 class _Standalone:
     """The owner of a runnable that runs outside any manager."""
 
@@ -106,6 +122,9 @@ class _Standalone:
 
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         return None
+
+    def mark_ready(self, rec: ChildRecord) -> None:
+        rec.ready = True
 
 
 STANDALONE = _Standalone()
@@ -127,7 +146,7 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
         fan.emit(
             ProcessStarted(
                 supervisor=rec.owner.path,
-                process=rec.name,
+                child=rec.name,
                 time=t0,
                 restart_count=rec.restart_count,
             )
@@ -140,7 +159,7 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
             fan.emit(
                 ProcessCancelled(
                     supervisor=rec.owner.path,
-                    process=rec.name,
+                    child=rec.name,
                     time=now,
                     restart_count=rec.restart_count,
                     duration=now - t0,
@@ -155,7 +174,7 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
             fan.emit(
                 ProcessFailed(
                     supervisor=rec.owner.path,
-                    process=rec.name,
+                    child=rec.name,
                     time=now,
                     restart_count=rec.restart_count,
                     duration=now - t0,
@@ -168,7 +187,7 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
         fan.emit(
             ProcessStopped(
                 supervisor=rec.owner.path,
-                process=rec.name,
+                child=rec.name,
                 time=now,
                 restart_count=rec.restart_count,
                 duration=now - t0,

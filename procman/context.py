@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from procman.child import signal_ready
 from procman.guard import RuntimeGuard, RuntimeHandle, RuntimeTicker
 from procman.runnable import ProcessOperation, Runnable
 
@@ -32,6 +33,10 @@ class RuntimeContext:
     async def tick(self, awaitable: Awaitable[T]) -> ProcessOperation[T]:
         """Same as :meth:`procman.RuntimeTicker.tick`."""
         return await self._ticker.tick(awaitable)
+
+    def ready(self) -> None:
+        """Signal that this run is ready; see :meth:`procman.RuntimeGuard.ready`."""
+        signal_ready()
 
     def handle(self) -> RuntimeHandle:
         """This process's own handle (to shut itself down, say)."""

@@ -1,8 +1,10 @@
 """The lifecycle event model: one immutable event per supervision transition.
 
 Every event carries ``supervisor`` (the path of the manager in the tree,
-``root/db``), ``process`` (the process name) and ``time`` (a
-:func:`time.monotonic` timestamp). Each class has a stable dotted
+``root/db``) and ``time`` (a :func:`time.monotonic` timestamp); events about
+one child (:class:`ChildEvent`) also carry ``child`` (the child's name).
+Monotonic timestamps are named ``time`` / ``start_time``; wall-clock times
+(in snapshots) end in ``_at``. Each class has a stable dotted
 :attr:`~LifecycleEvent.name` (``procman.child.failed``) that backends use as
 their event name.
 
@@ -25,21 +27,25 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 __all__ = [
+    "ChildEvent",
     "ExitOutcome",
     "LifecycleEvent",
     "ProcessAbandoned",
     "ProcessCancelled",
     "ProcessFailed",
+    "ProcessReady",
     "ProcessRestarted",
     "ProcessStarted",
     "ProcessStarting",
+    "ProcessStopTimedOut",
     "ProcessStopped",
     "ReloadCompleted",
     "ReloadRequested",
+    "RestartCompleted",
+    "RestartRequested",
     "RestartScheduled",
     "ShutdownCompleted",
     "ShutdownRequested",
-    "ChildStopTimedOut",
     "TERMINAL_EVENTS",
 ]
 
@@ -52,25 +58,36 @@ class LifecycleEvent:
 
     name: ClassVar[str] = "procman.event"
     supervisor: str
-    process: str
     time: float
 
     @property
     def path(self) -> str:
-        """``supervisor/process``: where in the tree the event happened."""
-        return f"{self.supervisor}/{self.process}"
+        """Where in the tree the event happened: the supervisor's path."""
+        return self.supervisor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildEvent(LifecycleEvent):
+    """An event about one child of ``supervisor``: ``child`` is its name."""
+
+    child: str
+
+    @property
+    def path(self) -> str:
+        """``supervisor/child``: where in the tree the event happened."""
+        return f"{self.supervisor}/{self.child}"
 
 
 # -- one child run -------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessStarting(LifecycleEvent):
+class ProcessStarting(ChildEvent):
     """The manager scheduled a child (emitted once per child, from the caller's task)."""
 
     name: ClassVar[str] = "procman.child.starting"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessStarted(LifecycleEvent):
+class ProcessStarted(ChildEvent):
     """A child run began executing (inside the child's task)."""
 
     name: ClassVar[str] = "procman.child.started"
@@ -78,7 +95,21 @@ class ProcessStarted(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessStopped(LifecycleEvent):
+class ProcessReady(ChildEvent):
+    """A child run signalled readiness (``ctx.ready()`` / ``guard.ready()``).
+
+    Emitted for children inserted with ``wait_ready=True`` and for nested
+    managers once all their children are ready; ``duration`` is the time
+    since the run started.
+    """
+
+    name: ClassVar[str] = "procman.child.ready"
+    restart_count: int = 0
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessStopped(ChildEvent):
     """A child run returned normally."""
 
     name: ClassVar[str] = "procman.child.stopped"
@@ -88,7 +119,7 @@ class ProcessStopped(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessFailed(LifecycleEvent):
+class ProcessFailed(ChildEvent):
     """A child run raised ``exception``."""
 
     name: ClassVar[str] = "procman.child.failed"
@@ -104,7 +135,7 @@ class ProcessFailed(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessCancelled(LifecycleEvent):
+class ProcessCancelled(ChildEvent):
     """A child run ended by cancellation.
 
     ``forced`` is true when the manager cancelled it because it did not stop
@@ -124,7 +155,7 @@ class ProcessCancelled(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChildStopTimedOut(LifecycleEvent):
+class ProcessStopTimedOut(ChildEvent):
     """A child did not stop within the grace period and is being cancelled."""
 
     name: ClassVar[str] = "procman.child.stop_timeout"
@@ -132,7 +163,7 @@ class ChildStopTimedOut(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessAbandoned(LifecycleEvent):
+class ProcessAbandoned(ChildEvent):
     """A child ignored cancellation; the manager stopped waiting for it."""
 
     name: ClassVar[str] = "procman.child.abandoned"
@@ -143,21 +174,51 @@ class ProcessAbandoned(LifecycleEvent):
 
 # -- restarts --------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RestartScheduled(LifecycleEvent):
+class RestartScheduled(ChildEvent):
     """A failed child will be restarted after ``delay`` seconds (restart ``attempt``)."""
 
     name: ClassVar[str] = "procman.child.restart_scheduled"
     attempt: int
     delay: float
     exception: BaseException | None = field(default=None, compare=False)
+    strategy: str | None = None
+    """The manager's strategy (``one_for_one`` ...); None for a RestartSupervisor."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessRestarted(LifecycleEvent):
+class ProcessRestarted(ChildEvent):
     """The backoff elapsed and restart ``attempt`` begins."""
 
     name: ClassVar[str] = "procman.child.restarted"
     attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartRequested(LifecycleEvent):
+    """A manager decided to restart ``children`` because ``trigger`` ended.
+
+    One event per restart decision (a ONE_FOR_ALL / REST_FOR_ONE cascade is
+    one decision); ``strategy`` is ``one_for_one``, ``one_for_all`` or
+    ``rest_for_one``. The children's own events follow.
+    """
+
+    name: ClassVar[str] = "procman.restart.requested"
+    strategy: str
+    trigger: str
+    children: tuple[str, ...] = ()
+    exception: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartCompleted(LifecycleEvent):
+    """The children of a restart decision run again (or the restart was abandoned)."""
+
+    name: ClassVar[str] = "procman.restart.completed"
+    strategy: str
+    trigger: str
+    duration: float
+    start_time: float = 0.0
+    result: Literal["ok", "cancelled"] = "ok"
 
 
 # -- manager operations ------------------------------------------------------------
@@ -178,7 +239,7 @@ class ShutdownCompleted(LifecycleEvent):
     name: ClassVar[str] = "procman.shutdown.completed"
     duration: float
     forced: int = 0
-    started: float = 0.0
+    start_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,7 +263,7 @@ class ReloadCompleted(LifecycleEvent):
     duration: float
     result: Literal["ok", "error", "timeout", "cancelled"] = "ok"
     errors: int = 0
-    started: float = 0.0
+    start_time: float = 0.0
 
 
 TERMINAL_EVENTS: tuple[type[LifecycleEvent], ...] = (

@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from functools import partial
 from typing import Any, TypeVar
 
+from procman.child import signal_ready
 from procman.runnable import (
     Control,
     ControlMessage,
@@ -97,6 +98,15 @@ class RuntimeGuard:
                 await waiter
             finally:
                 self._waiter = None
+
+    def ready(self) -> None:
+        """Signal that the current run is ready (call it from the process's own task).
+
+        A child inserted with ``wait_ready=True`` counts as ``starting`` until
+        it calls this; for any other child (or outside a manager) it is a
+        harmless no-op. A restarted run must signal again.
+        """
+        signal_ready()
 
     # -- sender side --------------------------------------------------------
     def handle(self) -> RuntimeHandle:

@@ -30,9 +30,9 @@ from procman._validate import check_name, check_runnable, seconds
 from procman.child import CURRENT_SUPERVISOR, ChildRecord, Owner, run_observed
 from procman.errors import ManagerStateError
 from procman.events import (
-    ChildStopTimedOut,
     ProcessAbandoned,
     ProcessStarting,
+    ProcessStopTimedOut,
     ReloadCompleted,
     ReloadRequested,
     ShutdownCompleted,
@@ -54,6 +54,9 @@ _RELOAD = RuntimeControlMessage.RELOAD
 _NOTE_PREFIX = "procman: raised by process "
 DEFAULT_GRACE_PERIOD = 30.0
 DEFAULT_CANCEL_TIMEOUT = 5.0
+_LIVE_STATES = frozenset(
+    (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF)
+)
 
 
 def _default_observers() -> tuple[Observer, ...]:
@@ -276,7 +279,7 @@ class ProcessManager(Runnable):
         if fan.observers:
             if fan.wants(ProcessStarting):
                 now = time.monotonic()
-                fan.emit(ProcessStarting(supervisor=self._path, process=rec.name, time=now))
+                fan.emit(ProcessStarting(supervisor=self._path, child=rec.name, time=now))
             if not getattr(runnable, "procman_reports_runs", False):
                 coro = run_observed(rec, runnable.process_start)
         if coro is None:
@@ -293,6 +296,10 @@ class ProcessManager(Runnable):
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
+
+    def mark_ready(self, rec: ChildRecord) -> None:
+        """A child's current run signalled readiness."""
+        rec.ready = True
 
     def _child_done(self, task: asyncio.Task[None]) -> None:
         rec = self._live.pop(task, None)
@@ -330,11 +337,10 @@ class ProcessManager(Runnable):
             fan.emit(
                 ShutdownCompleted(
                     supervisor=self._path,
-                    process=self._name,
                     time=now,
                     duration=now - started,
                     forced=self._forced,
-                    started=started,
+                    start_time=started,
                 )
             )
         ended = self._ended
@@ -375,7 +381,6 @@ class ProcessManager(Runnable):
             fan.emit(
                 ShutdownRequested(
                     supervisor=self._path,
-                    process=self._name,
                     time=now,
                     reason=reason,
                     children=len(live),
@@ -415,15 +420,15 @@ class ProcessManager(Runnable):
         self._grace_timer = None
         live = list(self._live.values())
         fan = self._fanout
-        emit = fan.observers and fan.wants(ChildStopTimedOut)
+        emit = fan.observers and fan.wants(ProcessStopTimedOut)
         now = time.monotonic()
         for rec in live:
             rec.force_cancelled = True
             if emit:
                 fan.emit(
-                    ChildStopTimedOut(
+                    ProcessStopTimedOut(
                         supervisor=self._path,
-                        process=rec.name,
+                        child=rec.name,
                         time=now,
                         grace_period=self._grace,
                     )
@@ -476,7 +481,7 @@ class ProcessManager(Runnable):
                 fan.emit(
                     ProcessAbandoned(
                         supervisor=self._path,
-                        process=rec.name,
+                        child=rec.name,
                         time=now,
                         restart_count=rec.restart_count,
                     )
@@ -529,11 +534,7 @@ class ProcessManager(Runnable):
         fan = self._fanout
         t0 = time.monotonic()
         if fan.observers and fan.wants(ReloadRequested):
-            fan.emit(
-                ReloadRequested(
-                    supervisor=self._path, process=self._name, time=t0, children=len(live)
-                )
-            )
+            fan.emit(ReloadRequested(supervisor=self._path, time=t0, children=len(live)))
         pending = [t for rec in live if (t := self._send(rec, _RELOAD)) is not None]
         result: Any = "ok"
         errors = 0
@@ -557,12 +558,11 @@ class ProcessManager(Runnable):
                 fan.emit(
                     ReloadCompleted(
                         supervisor=self._path,
-                        process=self._name,
                         time=now,
                         duration=now - t0,
                         result=result,
                         errors=errors,
-                        started=t0,
+                        start_time=t0,
                     )
                 )
 
@@ -592,12 +592,18 @@ class ProcessManager(Runnable):
             inner = getattr(runnable, "child", None)
             if isinstance(inner, ProcessManager):
                 nested = inner
+        sub = nested.snapshot() if nested is not None else None
+        if sub is not None:
+            ready = sub.ready or state not in _LIVE_STATES
+        else:
+            ready = state not in (ChildState.STARTING, ChildState.BACKOFF)
         return ChildSnapshot(
             name=rec.name,
             state=state,
             started_at=rec.started_at,
             restart_count=rec.restart_count,
-            supervisor=nested.snapshot() if nested is not None else None,
+            supervisor=sub,
+            ready=ready,
         )
 
     def __len__(self) -> int:

@@ -44,6 +44,8 @@ class ChildSnapshot:
     started_at: float
     restart_count: int
     supervisor: SupervisorSnapshot | None = None
+    ready: bool = True
+    """Whether this child counts as ready (a nested manager: its whole subtree)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,13 +47,13 @@ from typing import Any
 
 from procman import ChildState, LifecycleEvent, __version__
 from procman.events import (
-    ChildStopTimedOut,
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
     ProcessRestarted,
     ProcessStarted,
     ProcessStopped,
+    ProcessStopTimedOut,
     ReloadCompleted,
     ShutdownCompleted,
 )
@@ -167,7 +167,7 @@ class OtelMetrics(MetricsObserver):
             ProcessAbandoned: self._on_exit,
             ProcessFailed: self._on_failed,
             ProcessRestarted: self._on_restarted,
-            ChildStopTimedOut: self._on_stop_timeout,
+            ProcessStopTimedOut: self._on_stop_timeout,
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
         }
@@ -180,29 +180,29 @@ class OtelMetrics(MetricsObserver):
         return attrs
 
     def _on_started(self, event: ProcessStarted) -> None:
-        self._starts.add(1, self._child(event.supervisor, event.process))
-        self._last_starts[(event.supervisor, event.process)] = time.time()
+        self._starts.add(1, self._child(event.supervisor, event.child))
+        self._last_starts[(event.supervisor, event.child)] = time.time()
 
     def _on_exit(self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned) -> None:
-        key = (event.supervisor, event.process, event.outcome)
+        key = (event.supervisor, event.child, event.outcome)
         attrs = self._exit_attrs.get(key)
         if attrs is None:
             attrs = self._exit_attrs[key] = {
-                **self._child(event.supervisor, event.process),
+                **self._child(event.supervisor, event.child),
                 OUTCOME: event.outcome,
             }
         self._exits.add(1, attrs)
 
     def _on_failed(self, event: ProcessFailed) -> None:
         self._on_exit(event)  # type: ignore[arg-type]
-        attrs = {**self._child(event.supervisor, event.process), ERROR_TYPE: event.error_type}
+        attrs = {**self._child(event.supervisor, event.child), ERROR_TYPE: event.error_type}
         self._failures.add(1, attrs)
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
-        self._restarts.add(1, self._child(event.supervisor, event.process))
+        self._restarts.add(1, self._child(event.supervisor, event.child))
 
-    def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
-        self._stop_timeouts.add(1, self._child(event.supervisor, event.process))
+    def _on_stop_timeout(self, event: ProcessStopTimedOut) -> None:
+        self._stop_timeouts.add(1, self._child(event.supervisor, event.child))
 
     def _supervisor(self, supervisor: str, result: str = "") -> Attributes:
         key = (supervisor, result)

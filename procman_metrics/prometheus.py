@@ -31,7 +31,6 @@ from typing import Any
 
 from procman import LifecycleEvent, __version__
 from procman.events import (
-    ChildStopTimedOut,
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
@@ -39,6 +38,7 @@ from procman.events import (
     ProcessStarted,
     ProcessStarting,
     ProcessStopped,
+    ProcessStopTimedOut,
     ReloadCompleted,
     ShutdownCompleted,
 )
@@ -186,7 +186,7 @@ class PrometheusMetrics(MetricsObserver):
             ProcessAbandoned: self._on_exit,
             ProcessFailed: self._on_failed,
             ProcessRestarted: self._on_restarted,
-            ChildStopTimedOut: self._on_stop_timeout,
+            ProcessStopTimedOut: self._on_stop_timeout,
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
         }
@@ -231,17 +231,17 @@ class PrometheusMetrics(MetricsObserver):
 
     def _on_starting(self, event: ProcessStarting) -> None:
         if self._init_series:
-            self._child(event.supervisor, event.process)
+            self._child(event.supervisor, event.child)
             self._supervisor(event.supervisor)
 
     def _on_started(self, event: ProcessStarted) -> None:
-        series = self._children.get((event.supervisor, event.process))
+        series = self._children.get((event.supervisor, event.child))
         if series is None:
-            series = self._child(event.supervisor, event.process)
+            series = self._child(event.supervisor, event.child)
         starts = series.starts
         if starts is None:
-            starts = series.starts = self._starts.labels(event.supervisor, event.process)
-            series.last_start = self._last_start.labels(event.supervisor, event.process)
+            starts = series.starts = self._starts.labels(event.supervisor, event.child)
+            series.last_start = self._last_start.labels(event.supervisor, event.child)
         ex = self._exemplar
         inc(starts, None if ex is None else ex())
         set_gauge(series.last_start, time.time())
@@ -251,14 +251,14 @@ class PrometheusMetrics(MetricsObserver):
         event: ProcessStopped | ProcessCancelled | ProcessAbandoned | ProcessFailed,
         exemplar: Exemplar | None = None,
     ) -> None:
-        series = self._children.get((event.supervisor, event.process))
+        series = self._children.get((event.supervisor, event.child))
         if series is None:
-            series = self._child(event.supervisor, event.process)
+            series = self._child(event.supervisor, event.child)
         outcome = event.outcome
         counter = series.exits.get(outcome)
         if counter is None:
             counter = series.exits[outcome] = self._exits.labels(
-                event.supervisor, event.process, outcome
+                event.supervisor, event.child, outcome
             )
         if exemplar is None:
             ex = self._exemplar
@@ -269,26 +269,26 @@ class PrometheusMetrics(MetricsObserver):
         ex = self._exemplar
         exemplar = None if ex is None else ex()  # one span: one exemplar for both counters
         self._on_exit(event, exemplar)
-        key = (event.supervisor, event.process, type(event.exception).__name__)
+        key = (event.supervisor, event.child, type(event.exception).__name__)
         counter = self._failure_series.get(key)
         if counter is None:
             counter = self._failure_series[key] = self._failures.labels(*key)
         inc(counter, exemplar)
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
-        series = self._child(event.supervisor, event.process)
+        series = self._child(event.supervisor, event.child)
         counter = series.restarts
         if counter is None:
-            counter = series.restarts = self._restarts.labels(event.supervisor, event.process)
+            counter = series.restarts = self._restarts.labels(event.supervisor, event.child)
         ex = self._exemplar
         inc(counter, None if ex is None else ex())
 
-    def _on_stop_timeout(self, event: ChildStopTimedOut) -> None:
-        series = self._child(event.supervisor, event.process)
+    def _on_stop_timeout(self, event: ProcessStopTimedOut) -> None:
+        series = self._child(event.supervisor, event.child)
         counter = series.stop_timeouts
         if counter is None:
             counter = series.stop_timeouts = self._stop_timeouts.labels(
-                event.supervisor, event.process
+                event.supervisor, event.child
             )
         ex = self._exemplar
         inc(counter, None if ex is None else ex())

@@ -29,8 +29,10 @@ class Recorder:
     def on_event(self, event: LifecycleEvent) -> None:
         self.events.append(event)
 
-    def names(self, process: str | None = None) -> list[str]:
-        return [e.name for e in self.events if process is None or e.process == process]
+    def names(self, child: str | None = None) -> list[str]:
+        return [
+            e.name for e in self.events if child is None or getattr(e, "child", None) == child
+        ]
 
     def of(self, cls: type[LifecycleEvent]) -> list[LifecycleEvent]:
         return [e for e in self.events if isinstance(e, cls)]

@@ -157,7 +157,7 @@ async def test_otel_logging_handler_exports_correlated_records(
     for rec in exported:
         attrs = dict(rec.attributes or {})
         if "procman_event" in attrs:
-            key = (str(attrs["procman_event"]), str(attrs["procman_child"]))
+            key = (str(attrs["procman_event"]), str(attrs.get("procman_child", "")))
             by_event.setdefault(key, []).append(rec)
     [failed] = by_event[("procman.child.failed", "chatty")]
     assert failed.trace_id == chatty.trace_id  # type: ignore[attr-defined]

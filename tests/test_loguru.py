@@ -186,7 +186,7 @@ SCRIPT = """
 import asyncio, sys
 from loguru import logger
 logger.remove()
-logger.add(sys.stdout, format="{extra[event]} {extra[child]}", level="INFO")
+logger.add(sys.stdout, format="{extra[event]} {extra[supervisor]}", level="INFO")
 {before}
 from procman import ProcessManager
 from procman.observe import LoguruObserver

@@ -26,10 +26,10 @@ from procman import (
 )
 from procman.builtin import IdleProcess
 from procman.events import (
-    ChildStopTimedOut,
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
+    ProcessStopTimedOut,
     ShutdownCompleted,
     ShutdownRequested,
 )
@@ -193,9 +193,9 @@ async def test_grace_period_cancels_stuck_children() -> None:
     assert 0.15 <= elapsed < 3
     assert task.result() is None
     assert polite.stopped_gracefully and not stuck.stopped_gracefully
-    timeouts = rec.of(ChildStopTimedOut)
-    assert [e.process for e in timeouts] == ["stuck"]
-    cancelled = [e for e in rec.of(ProcessCancelled) if e.process == "stuck"]
+    timeouts = rec.of(ProcessStopTimedOut)
+    assert [e.child for e in timeouts] == ["stuck"]
+    cancelled = [e for e in rec.of(ProcessCancelled) if e.child == "stuck"]
     assert len(cancelled) == 1 and cancelled[0].outcome == "timeout"  # type: ignore[attr-defined]
     (done,) = rec.of(ShutdownCompleted)
     assert done.forced == 1  # type: ignore[attr-defined]

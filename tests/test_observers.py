@@ -27,9 +27,9 @@ from procman.observe import LoggingObserver
 
 
 def test_events_are_immutable() -> None:
-    ev = ProcessStarted(supervisor="root", process="w", time=1.0)
+    ev = ProcessStarted(supervisor="root", child="w", time=1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ev.process = "x"  # type: ignore[misc]
+        ev.child = "x"  # type: ignore[misc]
     assert ev.path == "root/w" and ev.name == "procman.child.started"
 
 

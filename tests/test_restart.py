@@ -73,7 +73,7 @@ async def test_restart_cycle_and_events() -> None:
     assert task.result() is None
     assert child.runs >= 4
     failed = rec.of(ProcessFailed)
-    assert len(failed) >= 3 and all(e.process == "flaky" for e in failed)
+    assert len(failed) >= 3 and all(e.child == "flaky" for e in failed)
     scheduled = rec.of(RestartScheduled)
     assert [e.attempt for e in scheduled[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
     assert scheduled[0].delay == pytest.approx(0.01)  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ async def test_blocking_observer_wrapped_cannot_stall_supervision() -> None:
     assert await asyncio.to_thread(obs.flush, 10)
     assert len(sink.events) == 30
     assert sink.threads and threading.main_thread().name not in sink.threads
-    names = [e.name for e in sink.events if e.process == "w0"]
+    names = [e.name for e in sink.events if e.child == "w0"]
     assert names == ["procman.child.starting", "procman.child.started", "procman.child.stopped"]
     obs.close()
 

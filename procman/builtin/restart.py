@@ -203,7 +203,7 @@ class RestartSupervisor(Runnable):
                     fan.emit(
                         RestartScheduled(
                             supervisor=rec.owner.path,
-                            process=rec.name,
+                            child=rec.name,
                             time=now,
                             attempt=attempt,
                             delay=delay,
@@ -219,7 +219,7 @@ class RestartSupervisor(Runnable):
                     fan.emit(
                         ProcessRestarted(
                             supervisor=rec.owner.path,
-                            process=rec.name,
+                            child=rec.name,
                             time=time.monotonic(),
                             attempt=attempt,
                         )

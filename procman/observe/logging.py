@@ -20,7 +20,7 @@ from typing import Any
 
 from procman.errors import TerminationSignal
 from procman.events import (
-    ChildStopTimedOut,
+    ChildEvent,
     LifecycleEvent,
     ProcessAbandoned,
     ProcessCancelled,
@@ -29,6 +29,7 @@ from procman.events import (
     ProcessStarted,
     ProcessStarting,
     ProcessStopped,
+    ProcessStopTimedOut,
     ReloadCompleted,
     ReloadRequested,
     RestartScheduled,
@@ -45,7 +46,7 @@ LEVELS: dict[type[LifecycleEvent], int] = {
     ProcessCancelled: logging.DEBUG,
     ProcessFailed: logging.ERROR,
     ProcessAbandoned: logging.ERROR,
-    ChildStopTimedOut: logging.WARNING,
+    ProcessStopTimedOut: logging.WARNING,
     RestartScheduled: logging.WARNING,
     ProcessRestarted: logging.INFO,
     ShutdownRequested: logging.INFO,
@@ -60,8 +61,9 @@ def describe(event: LifecycleEvent) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {
         "procman_event": event.name,
         "procman_supervisor": event.supervisor,
-        "procman_child": event.process,
     }
+    if isinstance(event, ChildEvent):
+        fields["procman_child"] = event.child
     path = event.path
     match event:
         case ProcessStarting():
@@ -84,7 +86,7 @@ def describe(event: LifecycleEvent) -> tuple[str, dict[str, Any]]:
         case ProcessAbandoned():
             fields["procman_outcome"] = "timeout"
             msg = f"process {path} ignored cancellation and was abandoned"
-        case ChildStopTimedOut(grace_period=g):
+        case ProcessStopTimedOut(grace_period=g):
             fields["procman_grace_period"] = g
             msg = f"process {path} did not stop within {g:g}s; cancelling it"
         case RestartScheduled(attempt=a, delay=d):

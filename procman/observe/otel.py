@@ -79,7 +79,6 @@ except ImportError as exc:  # pragma: no cover - exercised with the extra missin
 
 from procman._version import __version__
 from procman.events import (
-    ChildStopTimedOut,
     LifecycleEvent,
     ProcessAbandoned,
     ProcessCancelled,
@@ -87,6 +86,7 @@ from procman.events import (
     ProcessRestarted,
     ProcessStarted,
     ProcessStopped,
+    ProcessStopTimedOut,
     ReloadCompleted,
     ReloadRequested,
     RestartScheduled,
@@ -111,7 +111,7 @@ _OPERATION_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
     {
         ShutdownRequested,
         ShutdownCompleted,
-        ChildStopTimedOut,
+        ProcessStopTimedOut,
         ReloadRequested,
         ReloadCompleted,
         RestartScheduled,
@@ -212,7 +212,7 @@ class OtelTracingObserver:
         handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
             ShutdownRequested: self._shutdown_requested,
             ShutdownCompleted: self._shutdown_completed,
-            ChildStopTimedOut: self._stop_timed_out,
+            ProcessStopTimedOut: self._stop_timed_out,
             ReloadRequested: self._reload_requested,
             ReloadCompleted: self._reload_completed,
             RestartScheduled: self._restart_scheduled,
@@ -245,7 +245,7 @@ class OtelTracingObserver:
         if _PENDING_DETACH.get():  # a restart: restore the context of the ended run first
             _flush_pending()
         task = asyncio.current_task()
-        key = (event.supervisor, event.process)
+        key = (event.supervisor, event.child)
         links = None
         if self._restart_links:
             cause = self._restart_links.pop((*key, task), None)
@@ -253,7 +253,7 @@ class OtelTracingObserver:
                 links = [Link(cause)]
         attributes: dict[str, Any] = {
             SUPERVISOR: event.supervisor,
-            CHILD: event.process,
+            CHILD: event.child,
             RESTART_COUNT: event.restart_count,
         }
         parent = otel_context.get_current()
@@ -290,7 +290,7 @@ class OtelTracingObserver:
 
     def _ended(self, event: ProcessStopped | ProcessFailed | ProcessCancelled) -> None:
         task = asyncio.current_task()
-        run = self._pop_run((event.supervisor, event.process), task)
+        run = self._pop_run((event.supervisor, event.child), task)
         if run is None:
             return
         span = run.span
@@ -301,7 +301,7 @@ class OtelTracingObserver:
                 run.parent,
                 attributes={
                     SUPERVISOR: event.supervisor,
-                    CHILD: event.process,
+                    CHILD: event.child,
                     RESTART_COUNT: event.restart_count,
                     "procman.child.duration": event.duration,
                 },
@@ -343,7 +343,7 @@ class OtelTracingObserver:
     def _abandoned(self, event: ProcessAbandoned) -> None:
         # Emitted by the manager, not in the child's task: end without detaching. The
         # event does not say which task, so among same-named siblings the oldest run goes.
-        key = (event.supervisor, event.process)
+        key = (event.supervisor, event.child)
         group = self._runs.get(key)
         if not group:
             return
@@ -355,7 +355,7 @@ class OtelTracingObserver:
             span = self.tracer.start_span(
                 "procman.child.exit",
                 run.parent,
-                attributes={SUPERVISOR: event.supervisor, CHILD: event.process},
+                attributes={SUPERVISOR: event.supervisor, CHILD: event.child},
                 links=[Link(run.start)] if run.start is not None else None,
             )
         self._finish(run, span, event, None)
@@ -400,20 +400,20 @@ class OtelTracingObserver:
                 "procman.shutdown",
                 self._operation_parent(path, self._shutdowns),
                 attributes={SUPERVISOR: path},
-                start_time=_wall_ns(event.started or event.time - event.duration),
+                start_time=_wall_ns(event.start_time or event.time - event.duration),
             )
         span.set_attribute("procman.shutdown.forced_children", event.forced)
         span.end(end_time=_wall_ns(event.time))
 
-    def _stop_timed_out(self, event: ChildStopTimedOut) -> None:
+    def _stop_timed_out(self, event: ProcessStopTimedOut) -> None:
         attributes: dict[str, Any] = {
-            CHILD: event.process,
+            CHILD: event.child,
             "procman.shutdown.grace_period": event.grace_period,
         }
         span = self._shutdowns.get(event.supervisor)
         if span is not None:
             span.add_event("procman.child.stop_timeout", attributes)
-        group = self._runs.get((event.supervisor, event.process))
+        group = self._runs.get((event.supervisor, event.child))
         if group is not None and len(group) == 1:
             run = next(iter(group.values()))
             if run.span is not None:
@@ -441,7 +441,7 @@ class OtelTracingObserver:
                 "procman.reload",
                 self._operation_parent(path, self._reloads),
                 attributes={SUPERVISOR: path},
-                start_time=_wall_ns(event.started or event.time - event.duration),
+                start_time=_wall_ns(event.start_time or event.time - event.duration),
             )
         span.set_attribute("procman.reload.result", event.result)
         span.set_attribute("procman.reload.errors", event.errors)
@@ -454,11 +454,11 @@ class OtelTracingObserver:
     def _restart_scheduled(self, event: RestartScheduled) -> None:
         _flush_pending()
         task = asyncio.current_task()
-        key = (event.supervisor, event.process, task)
+        key = (event.supervisor, event.child, task)
         self._restart_interrupted(key)
         attributes: dict[str, Any] = {
             SUPERVISOR: event.supervisor,
-            CHILD: event.process,
+            CHILD: event.child,
             "procman.restart.attempt": event.attempt,
             "procman.restart.delay": event.delay,
         }
@@ -485,7 +485,7 @@ class OtelTracingObserver:
     def _restarted(self, event: ProcessRestarted) -> None:
         _flush_pending()
         task = asyncio.current_task()
-        key = (event.supervisor, event.process, task)
+        key = (event.supervisor, event.child, task)
         entry = self._restarts.pop(key, None)
         if entry is None:
             return

@@ -38,13 +38,13 @@ from procman import (
 from procman.builtin import RestartBackoff, RestartSupervisor
 from procman.events import (
     TERMINAL_EVENTS,
-    ChildStopTimedOut,
     LifecycleEvent,
     ProcessAbandoned,
     ProcessFailed,
     ProcessRestarted,
     ProcessStarted,
     ProcessStarting,
+    ProcessStopTimedOut,
     RestartScheduled,
 )
 
@@ -241,13 +241,13 @@ def check_event_order(events: list[LifecycleEvent]) -> None:
                 ProcessStarted,
                 RestartScheduled,
                 ProcessRestarted,
-                ChildStopTimedOut,
+                ProcessStopTimedOut,
                 *TERMINAL_EVENTS,
             ),
         ):
-            key = (ev.supervisor, ev.process)
+            key = (ev.supervisor, ev.child)
             cur = state.get(key, "init")
-            if isinstance(ev, ChildStopTimedOut):
+            if isinstance(ev, ProcessStopTimedOut):
                 assert cur != "init", (key, cur, ev)
                 continue
             kind = TERMINAL if isinstance(ev, TERMINAL_EVENTS) else type(ev)
@@ -290,7 +290,7 @@ def check_metrics(registry: Any, events: list[LifecycleEvent]) -> None:
     assert total("procman_child_failures_total") == failures
     restarts = sum(1 for e in events if isinstance(e, ProcessRestarted))
     assert total("procman_child_restarts_total") == restarts
-    timeouts = sum(1 for e in events if isinstance(e, ChildStopTimedOut))
+    timeouts = sum(1 for e in events if isinstance(e, ProcessStopTimedOut))
     assert total("procman_child_stop_timeouts_total") == timeouts
 
 
@@ -371,7 +371,7 @@ async def check_run(
     root_failures = [
         e
         for e in events
-        if isinstance(e, ProcessFailed) and e.supervisor == "root" and e.process not in supervised
+        if isinstance(e, ProcessFailed) and e.supervisor == "root" and e.child not in supervised
     ]
     if root_failures:  # errors beat cancellation
         assert outcome is root_failures[0].exception
