@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging as _logging
 
 from procman._version import __version__
+from procman.builder import ProcessManagerBuilder
 from procman.child import CURRENT_SUPERVISOR, current_child
 from procman.context import (
     RunnableWithContext,
@@ -17,11 +18,19 @@ from procman.context import (
     runnable,
     with_runtime_context,
 )
-from procman.errors import ManagerStateError, ProcmanError, TerminationSignal
+from procman.errors import (
+    ManagerStateError,
+    ProcmanError,
+    ReadyTimeoutError,
+    RestartIntensityExceeded,
+    TerminationSignal,
+)
 from procman.events import LifecycleEvent
 from procman.guard import RuntimeGuard, RuntimeHandle, RuntimeTicker
-from procman.manager import ManagerHandle, ProcessManager, ProcessManagerBuilder
+from procman.handle import ManagerHandle
+from procman.manager import ProcessManager
 from procman.observer import Fanout, Observer
+from procman.policy import Restart, RestartBackoff, Strategy
 from procman.runnable import (
     Control,
     ControlMessage,
@@ -55,6 +64,10 @@ __all__ = [
     "ProcessManagerBuilder",
     "ProcessOperation",
     "ProcmanError",
+    "ReadyTimeoutError",
+    "Restart",
+    "RestartBackoff",
+    "RestartIntensityExceeded",
     "Runnable",
     "RunnableWithContext",
     "RuntimeContext",
@@ -62,6 +75,7 @@ __all__ = [
     "RuntimeGuard",
     "RuntimeHandle",
     "RuntimeTicker",
+    "Strategy",
     "SupervisorSnapshot",
     "SupportsStartWithContext",
     "TerminationSignal",

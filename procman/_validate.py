@@ -8,7 +8,7 @@ from typing import Any
 
 from procman.runnable import Runnable
 
-__all__ = ["check_name", "check_runnable", "seconds"]
+__all__ = ["check_bool", "check_count", "check_name", "check_runnable", "seconds"]
 
 
 def seconds(value: Any, arg: str, *, allow_zero: bool = True) -> float:
@@ -21,7 +21,10 @@ def seconds(value: Any, arg: str, *, allow_zero: bool = True) -> float:
             f"got {type(value).__name__}: {value!r}"
         )
     else:
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            raise ValueError(f"{arg} is too large, got {value!r}") from None
     if math.isnan(result) or math.isinf(result):
         raise ValueError(f"{arg} must be finite, got {value!r}")
     if result < 0 or (result == 0 and not allow_zero):
@@ -36,6 +39,29 @@ def check_name(value: Any, arg: str = "name") -> str:
         raise TypeError(f"{arg} must be a str, got {type(value).__name__}: {value!r}")
     if not value:
         raise ValueError(f"{arg} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{arg} must be encodable as UTF-8 (it is a log field, metric label and span "
+            f"attribute), got {value!r}: {exc.reason} at index {exc.start}"
+        ) from None
+    return value
+
+
+def check_bool(value: Any, arg: str) -> bool:
+    """A bool, not merely truthy."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{arg} must be a bool, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def check_count(value: Any, arg: str) -> int:
+    """A non-negative int."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{arg} must be an int, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"{arg} must be >= 0, got {value!r}")
     return value
 
 

@@ -12,11 +12,13 @@ report their runs.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
+from procman.errors import ReadyTimeoutError
 from procman.events import (
     ProcessCancelled,
     ProcessFailed,
@@ -24,6 +26,7 @@ from procman.events import (
     ProcessStopped,
 )
 from procman.observer import EMPTY, Fanout
+from procman.policy import DEFAULT_SPEC, ChildSpec
 from procman.snapshot import ChildState
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ __all__ = [
     "current_child",
     "run_observed",
     "signal_ready",
+    "start_of",
 ]
 
 
@@ -47,6 +51,14 @@ class Owner(Protocol):
 
     @property
     def fanout(self) -> Fanout: ...
+
+    @property
+    def parent(self) -> Owner | None:
+        """The supervisor this one runs under (None for a root)."""
+
+    @property
+    def abandon_deadline(self) -> float | None:
+        """Loop time after which this supervisor stops waiting for cancelled children."""
 
     def shutdown_requested(self) -> bool: ...
 
@@ -60,27 +72,50 @@ class ChildRecord:
 
     __slots__ = (
         "abandoned",
+        "cascade",
+        "exponent",
         "force_cancelled",
         "name",
         "owner",
         "ready",
+        "ready_timed_out",
+        "ready_timer",
         "restart_count",
+        "run_start",
         "runnable",
+        "seq",
+        "spec",
         "started_at",
         "state",
         "task",
+        "timer",
     )
 
-    def __init__(self, owner: Owner, runnable: Runnable, name: str) -> None:
+    def __init__(
+        self,
+        owner: Owner,
+        runnable: Runnable,
+        name: str,
+        spec: ChildSpec = DEFAULT_SPEC,
+        seq: int = 0,
+    ) -> None:
         self.owner = owner
         self.runnable = runnable
         self.name = name
+        self.spec = spec
+        self.seq = seq
         self.state = ChildState.STARTING
         self.started_at = time.time()
         self.restart_count = 0
         self.force_cancelled = False
         self.abandoned = False
-        self.ready = False
+        self.ready = True
+        self.ready_timed_out = False
+        self.ready_timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.run_start = 0.0
+        self.exponent = 0
+        self.cascade = False
         self.task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -116,6 +151,8 @@ class _Standalone:
 
     path = ""
     fanout = EMPTY
+    parent = None
+    abandon_deadline = None
 
     def shutdown_requested(self) -> bool:
         return False
@@ -130,16 +167,34 @@ class _Standalone:
 STANDALONE = _Standalone()
 
 
+def _ready_timeout(rec: ChildRecord) -> ReadyTimeoutError:
+    """The failure of a run cancelled because it did not signal readiness in time."""
+    rec.ready_timed_out = False
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    return ReadyTimeoutError(rec.name, rec.spec.ready_timeout)
+
+
 async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -> None:
     """Run ``start()`` as one run of ``rec``, emitting its start and terminal events.
 
     Emits :class:`ProcessStarted` before and exactly one terminal event after,
-    both in the calling task. With no observer this only awaits ``start()``.
+    both in the calling task, whatever the run ends with (``KeyboardInterrupt``
+    and ``SystemExit`` included: they are reported, then propagate). A run
+    cancelled because it missed its ``ready_timeout`` fails with
+    :class:`procman.ReadyTimeoutError`. With no observer this only awaits
+    ``start()``.
     """
-    rec.state = ChildState.RUNNING
+    rec.state = ChildState.RUNNING if rec.ready else ChildState.STARTING
     fan = rec.owner.fanout
     if not fan.observers:
-        await start()
+        try:
+            await _checked(start)
+        except asyncio.CancelledError:
+            if rec.ready_timed_out:
+                raise _ready_timeout(rec) from None
+            raise
         return
     t0 = time.monotonic()
     if fan.wants(ProcessStarted):
@@ -152,8 +207,12 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
             )
         )
     try:
-        await start()
+        await _checked(start)
     except asyncio.CancelledError:
+        if rec.ready_timed_out:
+            error = _ready_timeout(rec)
+            _emit_failed(rec, fan, t0, error)
+            raise error from None
         if not rec.abandoned and fan.wants(ProcessCancelled):
             now = time.monotonic()
             fan.emit(
@@ -168,19 +227,8 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
                 )
             )
         raise
-    except Exception as exc:
-        if not rec.abandoned and fan.wants(ProcessFailed):
-            now = time.monotonic()
-            fan.emit(
-                ProcessFailed(
-                    supervisor=rec.owner.path,
-                    child=rec.name,
-                    time=now,
-                    restart_count=rec.restart_count,
-                    duration=now - t0,
-                    exception=exc,
-                )
-            )
+    except BaseException as exc:
+        _emit_failed(rec, fan, t0, exc)
         raise
     if not rec.abandoned and fan.wants(ProcessStopped):
         now = time.monotonic()
@@ -193,3 +241,35 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
                 duration=now - t0,
             )
         )
+
+
+def _emit_failed(rec: ChildRecord, fan: Fanout, t0: float, exc: BaseException) -> None:
+    if not rec.abandoned and fan.wants(ProcessFailed):
+        now = time.monotonic()
+        fan.emit(
+            ProcessFailed(
+                supervisor=rec.owner.path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - t0,
+                exception=exc,
+            )
+        )
+
+
+async def _checked(start: Callable[[], Awaitable[None]]) -> None:
+    """Await ``start()``, with a clear error when it is not an ``async def``."""
+    result = start()
+    if not inspect.isawaitable(result):
+        owner = getattr(start, "__self__", start)
+        raise TypeError(
+            f"{type(owner).__name__}.process_start() must be an async def (a coroutine "
+            f"function); it returned {type(result).__name__}"
+        )
+    await result
+
+
+async def start_of(runnable: Runnable) -> None:
+    """Run ``runnable.process_start()`` with the same checks as an observed run."""
+    await _checked(runnable.process_start)

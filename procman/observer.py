@@ -9,20 +9,31 @@ Contract for observers:
 
 * ``on_event`` is called synchronously on the event loop thread, inline with
   supervision: it must be quick and must not block. Wrap slow sinks in
-  :class:`procman.observe.QueueObserver`-style hand-offs.
-* An observer that raises never breaks supervision: the failing call is
-  skipped, the first failure of each observer is logged on the ``procman``
-  logger with its traceback, later ones are only counted
-  (:attr:`Fanout.errors`).
+  :class:`procman.observe.ThreadedObserver`.
+* An observer that raises never breaks supervision: whatever ``on_event``,
+  ``wants`` or ``on_tree_start`` raise (any exception, ``CancelledError``,
+  another ``BaseException``) the failing call is skipped, the first failure
+  of each observer is logged on the ``procman`` logger with its traceback,
+  later ones are only counted (:attr:`Fanout.errors`). ``KeyboardInterrupt``
+  and ``SystemExit`` are the exceptions: they propagate, as everywhere in
+  asyncio. A ``wants`` that raises counts as "wants everything".
+* Optional hook ``on_tree_start(root)``: called once each time a *root*
+  manager the observer is attached to starts, with that
+  :class:`procman.ProcessManager`, before its children start. Metrics
+  backends use it to read the tree's snapshot at scrape time without an
+  explicit ``track()``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from procman.events import LifecycleEvent
+
+if TYPE_CHECKING:
+    from procman.manager import ProcessManager
 
 __all__ = ["Fanout", "Observer"]
 
@@ -70,27 +81,45 @@ class Fanout:
         """Whether any observer wants events of ``event_type`` now."""
         if not self._filters:
             return bool(self.observers)
-        for wants in self._filters:
+        for i, wants in enumerate(self._filters):
             try:
                 if wants(event_type):
                     return True
-            except Exception:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                self._report(self.observers[i], f"wants({event_type.__name__})")
                 return True
         return False
 
     def emit(self, event: LifecycleEvent) -> None:
-        """Deliver ``event`` to every observer; never raises."""
+        """Deliver ``event`` to every observer; never raises (but KeyboardInterrupt/SystemExit)."""
         for obs in self.observers:
             try:
                 obs.on_event(event)
-            except Exception:
-                self._report(obs, event)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                self._report(obs, event.name)
+
+    def tree_started(self, root: ProcessManager) -> None:
+        """Call the optional ``on_tree_start(root)`` hook of every observer."""
+        for obs in self.observers:
+            hook = getattr(obs, "on_tree_start", None)
+            if hook is None:
+                continue
+            try:
+                hook(root)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                self._report(obs, "on_tree_start")
 
     def extended(self, extra: Iterable[Observer]) -> Fanout:
         """A fan-out delivering to these observers and then ``extra``."""
         return Fanout((*self.observers, *extra))
 
-    def _report(self, obs: Observer, event: LifecycleEvent) -> None:
+    def _report(self, obs: Observer, where: str) -> None:
         self.errors += 1
         key = id(obs)
         if key in self._failed:
@@ -100,7 +129,7 @@ class Fanout:
             "procman observer %r raised on %s; this call was skipped, later failures of "
             "this observer are counted but not logged",
             obs,
-            event.name,
+            where,
             exc_info=True,
             extra={"procman_event": "procman.observer.error"},
         )

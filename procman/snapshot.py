@@ -70,14 +70,15 @@ class SupervisorSnapshot:
 
     @property
     def ready(self) -> bool:
-        """Running, every child of the whole tree started and none in backoff."""
-        for sup in self.walk():
-            if sup.phase is not ManagerPhase.RUNNING:
-                return False
-            for child in sup.children:
-                if child.state in (ChildState.STARTING, ChildState.BACKOFF):
-                    return False
-        return True
+        """Running and every live child ready (a nested manager: its whole subtree).
+
+        A child is not ready while it is ``starting`` (a ``wait_ready`` child
+        that has not signalled, or not yet started by an ordered start) or in
+        ``backoff``; children that ended do not make a tree unready.
+        """
+        if self.phase is not ManagerPhase.RUNNING:
+            return False
+        return all(child.ready for child in self.children)
 
     @property
     def alive(self) -> bool:

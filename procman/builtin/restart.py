@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from procman._validate import check_runnable, seconds
 from procman.child import STANDALONE, ChildRecord, current_child, run_observed
-from procman.errors import ProcmanError
+from procman.errors import RestartIntensityExceeded
 from procman.events import ProcessRestarted, RestartScheduled
+from procman.policy import RestartBackoff
 from procman.runnable import ProcessControlHandler, Runnable, RuntimeControlMessage
 from procman.snapshot import ChildState
 
@@ -21,71 +20,6 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = ["RestartBackoff", "RestartIntensityExceeded", "RestartSupervisor"]
-
-
-@dataclass(frozen=True, slots=True)
-class RestartBackoff:
-    """Exponential backoff: restart ``n`` (1-based) waits ``min(max, initial * factor**(n-1))``.
-
-    ``jitter`` (0 to 1) shortens each delay by a random fraction up to that
-    much, so many restarting children do not wake together. ``reset_after``:
-    a run that lasted at least this long resets the delay to ``initial``
-    (default: ``max``, at least 1 s).
-    """
-
-    initial: float = 0.1
-    max: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.0
-    reset_after: float | None = None
-
-    def __post_init__(self) -> None:
-        initial = seconds(self.initial, "initial")
-        maximum = seconds(self.max, "max")
-        if maximum < initial:
-            raise ValueError(f"max ({self.max!r}) must be >= initial ({self.initial!r})")
-        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float):
-            raise TypeError(f"factor must be a number, got {self.factor!r}")
-        if not 1.0 <= self.factor < float("inf"):
-            raise ValueError(f"factor must be >= 1, got {self.factor!r}")
-        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float):
-            raise TypeError(f"jitter must be a number, got {self.jitter!r}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter!r}")
-        object.__setattr__(self, "initial", initial)
-        object.__setattr__(self, "max", maximum)
-        if self.reset_after is not None:
-            object.__setattr__(self, "reset_after", seconds(self.reset_after, "reset_after"))
-
-    def delay(self, restart: int) -> float:
-        """The delay before restart number ``restart`` (1-based), jitter applied."""
-        base = self.initial * self.factor ** max(restart - 1, 0) if self.initial else 0.0
-        value = min(self.max, base)
-        if self.jitter:
-            value *= 1.0 - self.jitter * random.random()
-        return value
-
-    @property
-    def reset_threshold(self) -> float:
-        return self.reset_after if self.reset_after is not None else max(self.max, 1.0)
-
-
-class RestartIntensityExceeded(ProcmanError):
-    """A child failed more than ``max_restarts`` times within ``within`` seconds.
-
-    Raised by :class:`RestartSupervisor` instead of restarting again; the
-    last failure is its ``__cause__``. It escalates to the manager like any
-    child failure.
-    """
-
-    def __init__(self, child: str, max_restarts: int, within: float) -> None:
-        super().__init__(
-            f"process {child!r} needed more than {max_restarts} restarts within "
-            f"{within:g}s; giving up"
-        )
-        self.child = child
-        self.max_restarts = max_restarts
-        self.within = within
 
 
 class RestartSupervisor(Runnable):
