@@ -8,9 +8,7 @@ promtool tests are skipped locally and fail when ``CI`` is set.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -40,18 +38,13 @@ RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$")
 
 
 # -- promtool ---------------------------------------------------------------------------
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = os.environ.get("PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
-    if not os.access(path, os.X_OK):
-        message = f"promtool not found at {path} (apt-get install prometheus, or set PROMTOOL)"
-        if _in_ci():
-            pytest.fail(message + "; it is required when CI is set")
-        pytest.skip(message)
+    path = du.find_promtool()
+    if path is None:
+        if du.in_ci():
+            pytest.fail(du.PROMTOOL_MISSING + "; it is required when CI is set")
+        pytest.skip(du.PROMTOOL_MISSING)
     return path
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -37,15 +37,14 @@ HEADER = """\
 """
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block scalars (``|``) for multi-line strings, so expressions stay readable."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: Any, value: str) -> Any:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+# A SafeDumper writing multi-line strings as block scalars (``|``), so expressions
+# stay readable; a subclass, so yaml.SafeDumper itself is left alone.
+_Dumper: Any = type("_Dumper", (yaml.SafeDumper,), {})
 _Dumper.add_representer(str, _represent_str)
 
 
@@ -80,7 +79,7 @@ def build(sources: tuple[Path, ...] = SOURCES) -> dict[str, Any]:
 
 def render(sources: tuple[Path, ...] = SOURCES) -> str:
     """The text of ``prometheusrule.yaml``."""
-    body = yaml.dump(
+    body: str = yaml.dump(
         build(sources),
         Dumper=_Dumper,
         sort_keys=False,
