@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "ProcmanSlowShutdown",
     "ProcmanStopTimeouts",
     "ProcmanTreeNotReady",
+    "ProcmanChildStuckStarting",
 }
 SEVERITIES = {"info", "warning", "critical"}
 RANGE_FUNCTIONS = re.compile(r"\b(rate|irate|increase)\s*\(")
@@ -215,9 +216,23 @@ def test_dashboard_has_required_panels(dashboard: dict) -> None:
         "procman_child_stop_timeouts_total",
         "sum by (result) (increase(procman_reloads_total",
         "procman_build_info",
+        "sum by (instance) (procman_children",
     ):
         assert fragment in exprs, fragment
     assert set(du.recording_rule_exprs()) & du.metric_names(exprs), "use the recording rules"
+
+
+def test_every_contract_metric_is_shown_or_alerted_on() -> None:
+    """Each metric family procman exports is read by a panel or a rule."""
+    exprs = [expr for _, _, expr in du.dashboard_targets()]
+    exprs += [rule["expr"] for path in (du.RECORDING, du.ALERTS) for rule in du.parse_rules(path)]
+
+    def family(name: str) -> str:
+        return re.sub(r"_(bucket|sum|count)$", "", name)
+
+    used = {family(name) for expr in exprs for name in du.metric_names(expr)}
+    unused = {family(name) for name in du.CONTRACT_METRICS} - used
+    assert not unused, f"no panel or rule reads {sorted(unused)}"
 
 
 TARGETS = du.dashboard_targets()
