@@ -73,6 +73,11 @@ CONTRACT_METRICS: frozenset[str] = frozenset(
         "procman_shutdown_duration_seconds_count",
         "procman_reloads_total",
         "procman_build_info",
+        # Supervision policies (issue 11).
+        "procman_child_ready_duration_seconds_bucket",
+        "procman_child_ready_duration_seconds_sum",
+        "procman_child_ready_duration_seconds_count",
+        "procman_supervisor_restarts_total",
     }
 )
 

@@ -204,7 +204,7 @@ def test_dashboard_has_required_panels(dashboard: dict) -> None:
     by_state = next(p for p in du.dashboard_panels() if p["title"] == "Children by state")
     assert by_state["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
     assert types["Version"] == "stat"
-    for quantile in ("0.5", "0.9", "0.99"):
+    for quantile in ("0.5", "0.9", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}," in exprs
     for fragment in (
         "sum by (state) (procman_children",
@@ -216,6 +216,8 @@ def test_dashboard_has_required_panels(dashboard: dict) -> None:
         "procman_child_stop_timeouts_total",
         "sum by (result) (increase(procman_reloads_total",
         "procman_build_info",
+        "rate(procman_child_ready_duration_seconds_bucket",
+        "sum by (supervisor, strategy) (increase(procman_supervisor_restarts_total",
         "sum by (instance) (procman_children",
     ):
         assert fragment in exprs, fragment
@@ -233,6 +235,23 @@ def test_every_contract_metric_is_shown_or_alerted_on() -> None:
     used = {family(name) for expr in exprs for name in du.metric_names(expr)}
     unused = {family(name) for name in du.CONTRACT_METRICS} - used
     assert not unused, f"no panel or rule reads {sorted(unused)}"
+
+
+def test_policy_panels(dashboard: dict) -> None:
+    """Issue 11: time to ready (p50/p95) and restart decisions by strategy."""
+    panels = {p["title"]: p for p in du.dashboard_panels()}
+    ready = panels["Time to ready (p50 / p95)"]
+    assert ready["fieldConfig"]["defaults"]["unit"] == "s"
+    assert [t["expr"].split(",")[0] for t in ready["targets"]] == [
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+    ]
+    for target in ready["targets"]:
+        assert "procman_child_ready_duration_seconds_bucket" in target["expr"]
+        assert "sum by (supervisor, le)" in target["expr"]
+    (restarts,) = panels["Restarts by strategy"]["targets"]
+    assert "{{strategy}}" in restarts["legendFormat"]
+    assert du.metric_names(restarts["expr"]) == {"procman_supervisor_restarts_total"}
 
 
 TARGETS = du.dashboard_targets()
