@@ -18,7 +18,9 @@ against ``promtool``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "DASHBOARDS_DIR",
     "DEFAULT_VARIABLES",
     "METRICS_WITHOUT_SUPERVISOR",
+    "PROMTOOL_MISSING",
     "RECORDING",
     "RULES_TEST",
     "Selector",
@@ -37,6 +40,8 @@ __all__ = [
     "dashboard_panels",
     "dashboard_queries",
     "dashboard_targets",
+    "find_promtool",
+    "in_ci",
     "load_dashboard",
     "metric_names",
     "parse_rules",
@@ -68,6 +73,11 @@ CONTRACT_METRICS: frozenset[str] = frozenset(
         "procman_shutdown_duration_seconds_count",
         "procman_reloads_total",
         "procman_build_info",
+        # Supervision policies (issue 11).
+        "procman_child_ready_duration_seconds_bucket",
+        "procman_child_ready_duration_seconds_sum",
+        "procman_child_ready_duration_seconds_count",
+        "procman_supervisor_restarts_total",
     }
 )
 
@@ -83,6 +93,21 @@ DEFAULT_VARIABLES: Mapping[str, str] = {
     "__interval": "15s",
     "__range": "1h",
 }
+
+
+# -- tools ----------------------------------------------------------------------------
+PROMTOOL_MISSING = "promtool not found (apt-get install prometheus, or set PROMTOOL)"
+
+
+def in_ci() -> bool:
+    """``CI`` is set to a true value: a missing tool is a failure there, not a skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def find_promtool() -> str | None:
+    """``$PROMTOOL``, else ``promtool`` on ``PATH``, else ``/usr/bin/promtool``; None if absent."""
+    path = os.environ.get("PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
+    return path if os.access(path, os.X_OK) else None
 
 
 # -- dashboard --------------------------------------------------------------------------

@@ -8,9 +8,7 @@ promtool tests are skipped locally and fail when ``CI`` is set.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +25,7 @@ EXPECTED_ALERTS = {
     "ProcmanSlowShutdown",
     "ProcmanStopTimeouts",
     "ProcmanTreeNotReady",
+    "ProcmanChildStuckStarting",
 }
 SEVERITIES = {"info", "warning", "critical"}
 RANGE_FUNCTIONS = re.compile(r"\b(rate|irate|increase)\s*\(")
@@ -40,18 +39,13 @@ RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$")
 
 
 # -- promtool ---------------------------------------------------------------------------
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = os.environ.get("PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
-    if not os.access(path, os.X_OK):
-        message = f"promtool not found at {path} (apt-get install prometheus, or set PROMTOOL)"
-        if _in_ci():
-            pytest.fail(message + "; it is required when CI is set")
-        pytest.skip(message)
+    path = du.find_promtool()
+    if path is None:
+        if du.in_ci():
+            pytest.fail(du.PROMTOOL_MISSING + "; it is required when CI is set")
+        pytest.skip(du.PROMTOOL_MISSING)
     return path
 
 
@@ -210,7 +204,7 @@ def test_dashboard_has_required_panels(dashboard: dict) -> None:
     by_state = next(p for p in du.dashboard_panels() if p["title"] == "Children by state")
     assert by_state["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
     assert types["Version"] == "stat"
-    for quantile in ("0.5", "0.9", "0.99"):
+    for quantile in ("0.5", "0.9", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}," in exprs
     for fragment in (
         "sum by (state) (procman_children",
@@ -222,9 +216,42 @@ def test_dashboard_has_required_panels(dashboard: dict) -> None:
         "procman_child_stop_timeouts_total",
         "sum by (result) (increase(procman_reloads_total",
         "procman_build_info",
+        "rate(procman_child_ready_duration_seconds_bucket",
+        "sum by (supervisor, strategy) (increase(procman_supervisor_restarts_total",
+        "sum by (instance) (procman_children",
     ):
         assert fragment in exprs, fragment
     assert set(du.recording_rule_exprs()) & du.metric_names(exprs), "use the recording rules"
+
+
+def test_every_contract_metric_is_shown_or_alerted_on() -> None:
+    """Each metric family procman exports is read by a panel or a rule."""
+    exprs = [expr for _, _, expr in du.dashboard_targets()]
+    exprs += [rule["expr"] for path in (du.RECORDING, du.ALERTS) for rule in du.parse_rules(path)]
+
+    def family(name: str) -> str:
+        return re.sub(r"_(bucket|sum|count)$", "", name)
+
+    used = {family(name) for expr in exprs for name in du.metric_names(expr)}
+    unused = {family(name) for name in du.CONTRACT_METRICS} - used
+    assert not unused, f"no panel or rule reads {sorted(unused)}"
+
+
+def test_policy_panels(dashboard: dict) -> None:
+    """Issue 11: time to ready (p50/p95) and restart decisions by strategy."""
+    panels = {p["title"]: p for p in du.dashboard_panels()}
+    ready = panels["Time to ready (p50 / p95)"]
+    assert ready["fieldConfig"]["defaults"]["unit"] == "s"
+    assert [t["expr"].split(",")[0] for t in ready["targets"]] == [
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+    ]
+    for target in ready["targets"]:
+        assert "procman_child_ready_duration_seconds_bucket" in target["expr"]
+        assert "sum by (supervisor, le)" in target["expr"]
+    (restarts,) = panels["Restarts by strategy"]["targets"]
+    assert "{{strategy}}" in restarts["legendFormat"]
+    assert du.metric_names(restarts["expr"]) == {"procman_supervisor_restarts_total"}
 
 
 TARGETS = du.dashboard_targets()
