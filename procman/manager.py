@@ -848,6 +848,7 @@ class ProcessManager(Runnable):
                 timer.cancel()
         self._grace_timer = self._abandon_timer = None
         started = self._shutdown_started
+        self._shutdown_started = None  # reported once
         fan = self._fanout
         if started is not None and fan.observers and fan.wants(ShutdownCompleted):
             now = time.monotonic()
@@ -925,6 +926,8 @@ class ProcessManager(Runnable):
             )
         loop = self._loop
         if not live or loop is None:
+            if not self._busy():
+                self._all_ended()
             return
         grace = self._grace
         self._grace_deadline = loop.time() + grace
