@@ -278,7 +278,7 @@ async def test_unrequested_cancellation_restarts_only_permanent_children() -> No
 
     async def check() -> None:
         await s.wait(lambda log: "start:perm" in log and "start:trans" in log)
-        tasks = {r.name: r.task for r in m._live.values()}  # noqa: SLF001 - test reaches in
+        tasks = {r.name: r.task for r in m._live.values()}
         for task in tasks.values():
             assert task is not None
             task.cancel()
@@ -470,7 +470,7 @@ async def test_a_restarted_child_is_starting_again_until_it_signals_again() -> N
     async def check() -> None:
         await m.wait_ready()
         gate.clear()
-        [r] = [r for r in m._live.values()]  # noqa: SLF001
+        [r] = [r for r in m._live.values()]
         assert r.task is not None
         r.task.cancel()  # unrequested cancellation: TRANSIENT, not restarted
         await s.wait(lambda log: True)
