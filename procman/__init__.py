@@ -10,7 +10,6 @@ import logging as _logging
 
 from procman._version import __version__
 from procman.builder import ProcessManagerBuilder
-from procman.child import CURRENT_SUPERVISOR, current_child
 from procman.context import (
     RunnableWithContext,
     RuntimeContext,
@@ -46,7 +45,6 @@ from procman.snapshot import ChildSnapshot, ChildState, ManagerPhase, Supervisor
 _logging.getLogger("procman").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "CURRENT_SUPERVISOR",
     "ChildSnapshot",
     "ChildState",
     "Control",
@@ -80,7 +78,6 @@ __all__ = [
     "SupportsStartWithContext",
     "TerminationSignal",
     "__version__",
-    "current_child",
     "runnable",
     "with_runtime_context",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "ChildRecord",
     "Owner",
     "current_child",
+    "current_supervisor",
     "run_observed",
     "signal_ready",
     "start_of",
@@ -124,6 +125,11 @@ class ChildRecord:
 
 CURRENT_SUPERVISOR: ContextVar[Owner | None] = ContextVar("procman_supervisor", default=None)
 """The supervisor whose children run in this context (None outside supervision)."""
+
+
+def current_supervisor() -> Owner | None:
+    """The supervisor whose children run in the current context (None outside supervision)."""
+    return CURRENT_SUPERVISOR.get()
 
 
 def current_child() -> ChildRecord | None:

@@ -471,7 +471,7 @@ class ProcessManager(Runnable):
                 rec.ready_timer = loop.call_later(spec.ready_timeout, self._ready_expired, rec)
         coro: Coroutine[Any, Any, None] | None = None
         if (fan.observers or spec.wait_ready) and not getattr(
-            runnable, "procman_reports_runs", False
+            type(runnable), "procman_reports_runs", False
         ):
             coro = run_observed(rec, runnable.process_start)
         if coro is None:
@@ -1070,6 +1070,9 @@ class ProcessManager(Runnable):
         for task, rec in list(self._live.items()):
             if task.done():  # ended already; its done callback is queued and will report it
                 continue
+            nested = rec.runnable
+            if isinstance(nested, ProcessManager) and not nested._busy():
+                continue  # a subtree that has wound down ends on its next step: not stubborn
             del self._live[task]
             rec.abandoned = True
             if fan.observers and fan.wants(ProcessAbandoned):
@@ -1194,9 +1197,15 @@ class ProcessManager(Runnable):
             state = ChildState.RUNNING
         nested = runnable if isinstance(runnable, ProcessManager) else None
         if nested is None:
-            inner = getattr(runnable, "child", None)
-            if isinstance(inner, ProcessManager):
-                nested = inner
+            expose = getattr(runnable, "procman_nested_manager", None)  # lowlevel.ExposesManager
+            if expose is not None:
+                try:
+                    inner = expose()
+                except Exception:  # a user hook must not break snapshots
+                    _log.exception("procman: %r.procman_nested_manager() raised", runnable)
+                    inner = None
+                if isinstance(inner, ProcessManager):
+                    nested = inner
         sub = nested.snapshot() if nested is not None else None
         if state not in _LIVE_STATES:
             ready = True  # ended children do not make a tree unready

@@ -22,7 +22,8 @@ import threading
 import weakref
 from collections.abc import Iterator
 
-from procman import CURRENT_SUPERVISOR, ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
+from procman import ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
+from procman.lowlevel import current_supervisor
 
 __all__ = [
     "TrackedRoots",
@@ -82,7 +83,7 @@ def is_alive(manager: ProcessManager) -> bool:
 
 def current_root() -> ProcessManager | None:
     """The root manager of the tree the calling task runs in (None outside a tree)."""
-    owner = CURRENT_SUPERVISOR.get()
+    owner = current_supervisor()
     root: ProcessManager | None = None
     while isinstance(owner, ProcessManager):
         root = owner

@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from procman._validate import check_runnable, seconds
-from procman.child import STANDALONE, ChildRecord, current_child, run_observed
 from procman.errors import RestartIntensityExceeded
 from procman.events import ProcessRestarted, RestartScheduled
+from procman.lowlevel import STANDALONE, ChildRecord, current_record, run_observed
+from procman.manager import ProcessManager
 from procman.policy import RestartBackoff
 from procman.runnable import ProcessControlHandler, Runnable, RuntimeControlMessage
 from procman.snapshot import ChildState
@@ -93,11 +94,16 @@ class RestartSupervisor(Runnable):
     def process_name(self) -> str:
         return self._child.process_name()
 
+    def procman_nested_manager(self) -> ProcessManager | None:
+        """The wrapped child when it is a manager (snapshots show its subtree)."""
+        child = self._child
+        return child if isinstance(child, ProcessManager) else None
+
     def process_handle(self) -> ProcessControlHandler:
         return self._handle
 
     async def process_start(self) -> None:
-        rec = current_child()
+        rec = current_record()
         if rec is None or rec.runnable is not self:
             rec = ChildRecord(STANDALONE, self, self.process_name())
         self._restart_count = rec.restart_count = 0

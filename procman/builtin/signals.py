@@ -8,7 +8,7 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 
-from procman.child import CURRENT_SUPERVISOR
+from procman.child import current_supervisor
 from procman.errors import TerminationSignal
 from procman.guard import RuntimeGuard, RuntimeHandle
 from procman.runnable import Control, Custom, Runnable, RuntimeControlMessage
@@ -62,7 +62,7 @@ class SignalReceiver(Runnable):
 
     async def process_start(self) -> None:
         loop = asyncio.get_running_loop()
-        manager: Any = CURRENT_SUPERVISOR.get()
+        manager: Any = current_supervisor()
         self._received = None
         signals = (*self._terminating, *self._reloading)
         for sig in signals:

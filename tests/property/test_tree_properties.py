@@ -33,7 +33,6 @@ from procman import (
     Runnable,
     RuntimeControlMessage,
     RuntimeGuard,
-    current_child,
 )
 from procman.builtin import RestartBackoff, RestartSupervisor
 from procman.events import (
@@ -47,6 +46,7 @@ from procman.events import (
     ProcessStopTimedOut,
     RestartScheduled,
 )
+from procman.lowlevel import current_record as current_child
 
 KINDS = (
     "succeed",
