@@ -354,7 +354,7 @@ class MetricsServer(Runnable):
             await asyncio.wait_for(
                 discard_input(reader, _DISCARD_LIMIT), min(self._timeout, _LINGER)
             )
-        except (ConnectionError, TimeoutError):
+        except (OSError, TimeoutError):  # the client went away (reset, not connected, ...)
             pass
         except Exception:
             _limited.log(

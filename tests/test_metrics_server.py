@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from helpers import waiting_worker
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from procman import (
     ProcessManager,
     RuntimeContext,
+    SupervisorSnapshot,
     __version__,
     runnable,
 )
@@ -485,3 +486,34 @@ async def test_metrics_honours_name_filters(
         port, "/metrics?name[]=procman_build_info", headers={"Accept-Encoding": "gzip"}
     )
     assert gzip.decompress(zipped.body) == only.body
+
+
+async def test_children_gauge_contains_a_failing_tree_and_escapes_bad_paths(
+    standalone: tuple[MetricsServer, PrometheusMetrics, int],
+) -> None:
+    _, metrics, port = standalone
+
+    class Broken(ProcessManager):
+        def snapshot(self) -> SupervisorSnapshot:
+            raise RuntimeError("snapshot failed")
+
+    class Odd(ProcessManager):
+        def snapshot(self) -> SupervisorSnapshot:
+            snap = super().snapshot()
+            return SupervisorSnapshot("odd\udcff", snap.name, snap.phase, snap.children)
+
+    metrics.track(Broken("broken"))
+    metrics.track(Odd("odd"))
+    healthy = ProcessManager("healthy")
+    metrics.track(healthy)
+    resp = await request(port, "/metrics")
+    assert resp.status == 200
+    supervisors = {
+        s.labels["supervisor"]
+        for fam in text_string_to_metric_families(resp.body.decode("utf-8"))
+        if fam.name == "procman_children"
+        for s in fam.samples
+    }
+    assert supervisors == {"healthy", "odd\\udcff"}
+    # the same through prometheus_client's own exposition (start_http_server users)
+    assert b'supervisor="odd\\\\udcff"' in generate_latest(metrics.registry)
