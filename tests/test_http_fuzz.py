@@ -74,9 +74,7 @@ def served() -> Iterator[Served]:
         metrics = PrometheusMetrics(CollectorRegistry())
         server = MetricsServer(port=0, metrics=metrics, request_timeout=1.0)
         root = (
-            ProcessManager("fuzz", observers=[metrics])
-            .insert(waiting_worker("w"))
-            .insert(server)
+            ProcessManager("fuzz", observers=[metrics]).insert(waiting_worker("w")).insert(server)
         )
         metrics.track(root)
         task = asyncio.create_task(root.process_start())
@@ -178,23 +176,20 @@ versions = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "http/1.1", ""])
 header_names = st.sampled_from(
     ["Accept", "Accept-Encoding", "Content-Length", "Host", "Transfer-Encoding", "X-Fuzz"]
 ) | st.text(latin1, max_size=12)
-header_values = (
-    st.sampled_from(
-        [
-            "gzip",
-            "gzip;q=0, *;q=0",
-            "application/openmetrics-text; version=1.0.0",
-            "application/openmetrics-text; version=abc",
-            "application/openmetrics-text; version=1.0.0.\nSet-Cookie: x=1",
-            "text/plain; version=1.0.0; escaping=allow-utf-8",
-            "text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
-            "chunked",
-            "-1",
-            "99999999999999999999",
-        ]
-    )
-    | st.text(latin1, max_size=60)
-)
+header_values = st.sampled_from(
+    [
+        "gzip",
+        "gzip;q=0, *;q=0",
+        "application/openmetrics-text; version=1.0.0",
+        "application/openmetrics-text; version=abc",
+        "application/openmetrics-text; version=1.0.0.\nSet-Cookie: x=1",
+        "text/plain; version=1.0.0; escaping=allow-utf-8",
+        "text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+        "chunked",
+        "-1",
+        "99999999999999999999",
+    ]
+) | st.text(latin1, max_size=60)
 headers = st.lists(st.tuples(header_names, header_values), max_size=8)
 
 

@@ -477,9 +477,7 @@ async def test_metrics_honours_name_filters(
     assert len(everything) > 2
     only = await request(port, "/metrics?name[]=procman_build_info")
     assert families(only) == {"procman_build_info"}
-    two = await request(
-        port, "/metrics?name%5B%5D=procman_build_info&name[]=user_gauge&other=1"
-    )
+    two = await request(port, "/metrics?name%5B%5D=procman_build_info&name[]=user_gauge&other=1")
     assert families(two) == {"procman_build_info", "user_gauge"}
     assert families(await request(port, "/metrics?name[]=no_such_metric")) == set()
     zipped = await request(
