@@ -262,6 +262,7 @@ class MetricsServer(Runnable):
         self._waiters: list[asyncio.Future[int]] = []
         self._tree: Callable[[], ProcessManager | None] | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     # -- Runnable --------------------------------------------------------------------
     def process_name(self) -> str:
@@ -326,6 +327,7 @@ class MetricsServer(Runnable):
             await self._guard.block_until_shutdown()
         finally:
             self._port = None
+            self._closing = True
             server.close()
             for task in list(self._connections):
                 task.cancel()
@@ -337,6 +339,7 @@ class MetricsServer(Runnable):
                     timeout=2.0,
                 )
             self._connections.clear()
+            self._closing = False
 
     # -- HTTP ------------------------------------------------------------------------
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -356,6 +359,12 @@ class MetricsServer(Runnable):
             )
         except (OSError, TimeoutError):  # the client went away (reset, not connected, ...)
             pass
+        except asyncio.CancelledError:
+            # The server closes its connections this way when it stops. Ending
+            # normally spares asyncio's stream callback (3.11), which calls
+            # task.exception() on the cancelled task and reports that to the loop.
+            if not self._closing:
+                raise
         except Exception:
             _limited.log(
                 logging.ERROR,
@@ -440,7 +449,7 @@ class MetricsServer(Runnable):
 
         def render() -> bytes:
             body = exposition.render(registry, encoder, names)
-            return gzip.compress(body, compresslevel=6) if compress else body
+            return gzip.compress(body, compresslevel=1) if compress else body
 
         body = await asyncio.to_thread(render)
         extra: tuple[tuple[str, str], ...] = (("Vary", "Accept, Accept-Encoding"),)

@@ -103,6 +103,7 @@ def served() -> Iterator[Served]:
         stop.result(10)
         assert outcome.result(10) is None  # the tree ended cleanly
         thread.join(10)
+        assert errors == []  # nothing reported while stopping either
     finally:
         logger.removeHandler(handler)
 

@@ -515,3 +515,28 @@ async def test_children_gauge_contains_a_failing_tree_and_escapes_bad_paths(
     assert supervisors == {"healthy", "odd\\udcff"}
     # the same through prometheus_client's own exposition (start_http_server users)
     assert b'supervisor="odd\\\\udcff"' in generate_latest(metrics.registry)
+
+
+async def test_shutdown_with_open_connections_reports_nothing_to_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, ctx: reported.append(str(ctx.get("message"))))
+    try:
+        server = MetricsServer(port=0, registry=CollectorRegistry())
+        task = asyncio.create_task(server.process_start())
+        port = await asyncio.wait_for(server.wait_bound(), 5)
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+        # the answered connection now lingers (the client has not closed it)
+        await server.process_handle().shutdown()
+        await asyncio.wait_for(task, 5)
+        assert await asyncio.wait_for(idle_reader.read(), 5) == b""
+        for w in (writer, idle_writer):
+            w.close()
+        # asyncio's done-callbacks of the connection tasks ran before the server returned
+        assert reported == []
+    finally:
+        loop.set_exception_handler(previous)
