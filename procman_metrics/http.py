@@ -53,9 +53,17 @@ class Request:
 
     @property
     def query(self) -> dict[str, list[str]]:
-        """The query string, decoded (``name[]=a&name[]=b`` -> ``{"name[]": ["a", "b"]}``)."""
+        """The query string, decoded (``name[]=a&name[]=b`` -> ``{"name[]": ["a", "b"]}``).
+
+        Raises :class:`BadRequest` for more than 256 fields.
+        """
         _, sep, query = self.target.partition("?")
-        return parse_qs(query, max_num_fields=256) if sep else {}
+        if not sep:
+            return {}
+        try:
+            return parse_qs(query, max_num_fields=256)
+        except ValueError as exc:  # too many fields
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "too many query parameters") from exc
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)

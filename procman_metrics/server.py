@@ -415,6 +415,8 @@ class MetricsServer(Runnable):
             )
         try:
             status, body, content_type, extra = await route(request)
+        except BadRequest as exc:
+            return render_response(exc.status, f"{exc}\n".encode())
         except Exception:
             _limited.log(
                 logging.ERROR,

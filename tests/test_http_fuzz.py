@@ -170,6 +170,7 @@ targets = st.sampled_from(
         "/nope",
         "/metrics?name[]=procman_build_info",
         "/metrics?name[]=%ff%00&name[]=",
+        "/metrics?" + "&".join(["name[]=x"] * 300),
         "*",
     ]
 ) | st.text(latin1, max_size=40).map(lambda s: "/" + s)

@@ -480,6 +480,9 @@ async def test_metrics_honours_name_filters(
     two = await request(port, "/metrics?name%5B%5D=procman_build_info&name[]=user_gauge&other=1")
     assert families(two) == {"procman_build_info", "user_gauge"}
     assert families(await request(port, "/metrics?name[]=no_such_metric")) == set()
+    assert families(await request(port, "/metrics?name[]=")) == everything  # no name: all
+    crowded = "&".join(["name[]=procman_build_info"] * 300)
+    assert (await request(port, f"/metrics?{crowded}")).status == 400
     zipped = await request(
         port, "/metrics?name[]=procman_build_info", headers={"Accept-Encoding": "gzip"}
     )
