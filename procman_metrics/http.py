@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-__all__ = ["MAX_HEAD", "BadRequest", "Request", "discard_input", "read_request", "render_response"]
+__all__ = [
+    "MAX_HEAD",
+    "BadRequest",
+    "Request",
+    "discard_input",
+    "parse_head",
+    "read_request",
+    "render_response",
+]
 
 MAX_HEAD = 16 * 1024
 """The largest request line plus headers accepted (bytes)."""
