@@ -158,6 +158,10 @@ class TrackedRoots:
         return True
 
 
+_UP = (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING)
+_WAITING = (ChildState.STARTING, ChildState.BACKOFF)
+
+
 def unready_children(snap: SupervisorSnapshot, limit: int = 10) -> list[str]:
     """Up to ``limit`` reasons why ``snap`` is not ready (``path state``), empty when ready."""
     reasons: list[str] = []
@@ -165,23 +169,21 @@ def unready_children(snap: SupervisorSnapshot, limit: int = 10) -> list[str]:
         if sup.phase is not ManagerPhase.RUNNING:
             reasons.append(f"{sup.path} {sup.phase.value}")
         for child in sup.children:
-            if not child_ready(child):
-                reasons.append(f"{sup.path}/{child.name} {child.state.value}")
+            # a nested supervisor gives its own reasons (walk() visits it)
+            if child.supervisor is None and not child_ready(child):
+                why = child.state.value if child.state in _WAITING else "not ready"
+                reasons.append(f"{sup.path}/{child.name} {why}")
         if len(reasons) >= limit:
             break
     return reasons[:limit]
 
 
 def child_ready(child: ChildSnapshot) -> bool:
-    """The child has started and is not waiting to restart.
+    """Whether the child counts as ready: :attr:`ChildSnapshot.ready`.
 
-    The one place that decides it: switch to ``ChildSnapshot.ready`` once
-    snapshots carry it.
+    The one place ``/readyz`` and ``/tree`` decide it.
     """
-    return child.state not in (ChildState.STARTING, ChildState.BACKOFF)
-
-
-_UP = (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING)
+    return child.ready
 
 
 def _supervisor_document(snap: SupervisorSnapshot, now: float) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def _supervisor_document(snap: SupervisorSnapshot, now: float) -> dict[str, Any]
         "path": snap.path,
         "name": snap.name,
         "state": snap.phase.value,
-        "ready": snap.ready,
+        "ready": not unready_children(snap, limit=1),
         "children": [_child_document(snap.path, child, now) for child in snap.children],
     }
 
@@ -214,7 +216,8 @@ def tree_document(snapshots: Iterable[SupervisorSnapshot], now: float) -> dict[s
     """The ``/tree`` document of ``snapshots``; ``now`` is the wall-clock time (``time.time()``).
 
     ``{"time": now, "roots": [supervisor, ...]}`` where a supervisor is
-    ``{"path", "name", "state" (its phase), "ready" (the whole subtree),
+    ``{"path", "name", "state" (its phase), "ready" (the whole subtree, as
+    :func:`unready_children` and ``/readyz`` decide it),
     "children": [child, ...]}`` and a child is ``{"path", "name", "state",
     "ready", "restarts", "started_at" (wall clock, null before the first
     start), "uptime_seconds" (since the latest start, null unless starting,

@@ -503,10 +503,9 @@ async def test_children_gauge_contains_a_failing_tree_and_escapes_bad_paths(
             snap = super().snapshot()
             return SupervisorSnapshot("odd\udcff", snap.name, snap.phase, snap.children)
 
-    metrics.track(Broken("broken"))
-    metrics.track(Odd("odd"))
-    healthy = ProcessManager("healthy")
-    metrics.track(healthy)
+    trees = [Broken("broken"), Odd("odd"), ProcessManager("healthy")]  # tracked weakly
+    for tree in trees:
+        metrics.track(tree)
     resp = await request(port, "/metrics")
     assert resp.status == 200
     supervisors = {

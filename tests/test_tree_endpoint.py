@@ -13,10 +13,18 @@ from helpers import waiting_worker
 from prometheus_client import CollectorRegistry
 from test_metrics_server import raw, request
 
-from procman import ChildState, ProcessManager, RuntimeContext, runnable
+from procman import (
+    ChildSnapshot,
+    ChildState,
+    ManagerPhase,
+    ProcessManager,
+    RuntimeContext,
+    SupervisorSnapshot,
+    runnable,
+)
 from procman.builtin import RestartBackoff, RestartSupervisor
 from procman_metrics import MetricsServer, PrometheusMetrics
-from procman_metrics.tracking import child_ready
+from procman_metrics.tracking import child_ready, tree_document, unready_children
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -135,20 +143,16 @@ async def test_tree_of_tracked_roots_and_of_nothing() -> None:
         await asyncio.wait_for(serving, 5)
 
 
-@pytest.mark.parametrize(
-    ("state", "ready"),
-    [
-        (ChildState.STARTING, False),
-        (ChildState.BACKOFF, False),
-        (ChildState.RUNNING, True),
-        (ChildState.STOPPING, True),
-        (ChildState.STOPPED, True),
-        (ChildState.FAILED, True),
-        (ChildState.CANCELLED, True),
-    ],
-)
-def test_child_readiness_rule(state: ChildState, ready: bool) -> None:
-    from procman import ChildSnapshot
-
-    child = ChildSnapshot(name="c", state=state, started_at=1.0, restart_count=0)
+@pytest.mark.parametrize("ready", [True, False])
+def test_child_readiness_is_the_snapshots(ready: bool) -> None:
+    child = ChildSnapshot(
+        name="c", state=ChildState.RUNNING, started_at=1.0, restart_count=0, ready=ready
+    )
     assert child_ready(child) is ready
+    snap = SupervisorSnapshot("root", "root", ManagerPhase.RUNNING, (child,))
+    document = tree_document([snap], 2.0)
+    [root] = document["roots"]
+    assert root["ready"] is ready
+    assert root["children"][0]["ready"] is ready
+    assert root["children"][0]["uptime_seconds"] == 1.0
+    assert unready_children(snap) == ([] if ready else ["root/c not ready"])
