@@ -201,8 +201,9 @@ def _escaped(metric: Metric) -> Metric:
 class Exposition:
     """Renders a registry with failures contained (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: LogLimiter | None = None) -> None:
         self._known: dict[str, str | None] = dict(_PROCMAN_FAMILIES)
+        self._log = log if log is not None else LogLimiter(_log)
 
     def render(
         self,
@@ -217,7 +218,7 @@ class Exposition:
             for metric in source.collect():
                 metrics.append(metric)
         except Exception:
-            _limited.log(
+            self._log.log(
                 logging.ERROR,
                 "collector",
                 "procman metrics server: a collector raised during a scrape; the families "
@@ -259,8 +260,7 @@ class Exposition:
                     seen.add(metric.name)
                     metrics.append(metric)
 
-    @staticmethod
-    def _encodable(metrics: list[Metric], encoder: Encoder) -> list[Metric]:
+    def _encodable(self, metrics: list[Metric], encoder: Encoder) -> list[Metric]:
         """The families that encode, escaping strings that are not UTF-8; the rest dropped."""
         good: list[Metric] = []
         for metric in metrics:
@@ -270,7 +270,7 @@ class Exposition:
                 except Exception:
                     continue
                 if candidate is not metric:
-                    _limited.log(
+                    self._log.log(
                         logging.WARNING,
                         "unencodable",
                         "procman metrics server: %s has a label value or help text that "
@@ -280,7 +280,7 @@ class Exposition:
                 good.append(candidate)
                 break
             else:
-                _limited.log(
+                self._log.log(
                     logging.ERROR,
                     "unrenderable",
                     "procman metrics server: %s cannot be rendered; it is left out of the page",

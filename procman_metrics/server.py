@@ -87,7 +87,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 __all__ = ["MetricsServer", "MetricsServerError"]
 
 _log = logging.getLogger("procman.metrics")
-_limited = LogLimiter(_log)
 
 _ALLOW = (("Allow", "GET, HEAD"),)
 _INDEX = b"procman metrics server: /metrics /healthz /readyz /tree\n"
@@ -142,11 +141,11 @@ def _canonical_accept(header: str) -> tuple[str, bool]:
     return ",".join(ranges), unusable
 
 
-def negotiate_format(accept: str) -> tuple[Encoder, str]:
+def negotiate_format(accept: str, log: LogLimiter) -> tuple[Encoder, str]:
     """The encoder and Content-Type for ``accept``: text format for anything not usable."""
     canonical, unusable = _canonical_accept(accept)
     if unusable:
-        _limited.log(
+        log.log(
             logging.INFO,
             "accept",
             "procman metrics server: a client sent an Accept header it cannot use; "
@@ -255,7 +254,8 @@ class MetricsServer(Runnable):
         self._metrics = metrics
         self._name = name
         self._timeout = timeout
-        self._exposition = Exposition()
+        self._log = LogLimiter(_log)
+        self._exposition = Exposition(self._log)
         self._guard = RuntimeGuard()
         self._port: int | None = None
         self._error: MetricsServerError | None = None
@@ -366,7 +366,7 @@ class MetricsServer(Runnable):
             if not self._closing:
                 raise
         except Exception:
-            _limited.log(
+            self._log.log(
                 logging.ERROR,
                 "connection",
                 "procman metrics server: a connection failed",
@@ -384,7 +384,7 @@ class MetricsServer(Runnable):
         try:
             request = await asyncio.wait_for(read_request(reader), self._timeout)
         except BadRequest as exc:
-            _limited.log(
+            self._log.log(
                 logging.INFO,
                 f"bad-request-{exc.status.value}",
                 "procman metrics server: answered %d to a malformed request (%s)",
@@ -418,7 +418,7 @@ class MetricsServer(Runnable):
         except BadRequest as exc:
             return render_response(exc.status, f"{exc}\n".encode())
         except Exception:
-            _limited.log(
+            self._log.log(
                 logging.ERROR,
                 f"failed-{path}",
                 "procman metrics server: %s %s failed",
@@ -444,7 +444,7 @@ class MetricsServer(Runnable):
         return HTTPStatus.OK, _INDEX, _TEXT, ()
 
     async def _metrics_page(self, request: Request) -> _Page:
-        encoder, content_type = negotiate_format(request.header("accept"))
+        encoder, content_type = negotiate_format(request.header("accept"), self._log)
         names = request.query.get("name[]")
         compress = gzip_accepted(request.header("accept-encoding"))
         registry, exposition = self.registry, self._exposition
@@ -469,11 +469,24 @@ class MetricsServer(Runnable):
         return [tree] if tree is not None else []
 
     async def _snapshot(self, manager: ProcessManager) -> SupervisorSnapshot | None:
-        """The snapshot of ``manager``, never blocking this loop on another one."""
+        """The snapshot of ``manager``, never blocking this loop on another one.
+
+        None when it timed out or raised (logged at most once a minute).
+        """
         loop = manager.loop
-        if loop is None or loop is asyncio.get_running_loop() or not loop.is_running():
-            return snapshot_of(manager)
-        return await asyncio.to_thread(snapshot_of, manager)
+        try:
+            if loop is None or loop is asyncio.get_running_loop() or not loop.is_running():
+                return snapshot_of(manager)
+            return await asyncio.to_thread(snapshot_of, manager)
+        except Exception:
+            self._log.log(
+                logging.ERROR,
+                "snapshot",
+                "procman metrics server: the snapshot of %r failed",
+                manager,
+                exc_info=True,
+            )
+            return None
 
     async def _healthz(self, request: Request) -> _Page:
         dead = [m.path for m in self._watched() if not is_alive(m)]
@@ -496,12 +509,15 @@ class MetricsServer(Runnable):
         return HTTPStatus.OK, b"ready\n", _TEXT, ()
 
     async def _tree_page(self, request: Request) -> _Page:
-        snapshots = []
+        snapshots: list[SupervisorSnapshot] = []
+        unavailable: list[str] = []
         for manager in self._watched():
             snap = await self._snapshot(manager)
             if snap is not None:
                 snapshots.append(snap)
-        document = tree_document(snapshots, time.time())
+            else:
+                unavailable.append(manager.path)
+        document = tree_document(snapshots, time.time(), unavailable)
         body = (json.dumps(document, indent=1) + "\n").encode("ascii")  # ensure_ascii
         return HTTPStatus.OK, body, _JSON, ()
 

@@ -212,10 +212,13 @@ def _child_document(parent: str, child: ChildSnapshot, now: float) -> dict[str, 
     }
 
 
-def tree_document(snapshots: Iterable[SupervisorSnapshot], now: float) -> dict[str, Any]:
+def tree_document(
+    snapshots: Iterable[SupervisorSnapshot], now: float, unavailable: Iterable[str] = ()
+) -> dict[str, Any]:
     """The ``/tree`` document of ``snapshots``; ``now`` is the wall-clock time (``time.time()``).
 
-    ``{"time": now, "roots": [supervisor, ...]}`` where a supervisor is
+    ``{"time": now, "roots": [supervisor, ...], "unavailable": [path, ...]}``
+    (``unavailable``: the roots whose snapshot timed out or failed) where a supervisor is
     ``{"path", "name", "state" (its phase), "ready" (the whole subtree, as
     :func:`unready_children` and ``/readyz`` decide it),
     "children": [child, ...]}`` and a child is ``{"path", "name", "state",
@@ -223,4 +226,8 @@ def tree_document(snapshots: Iterable[SupervisorSnapshot], now: float) -> dict[s
     start), "uptime_seconds" (since the latest start, null unless starting,
     running or stopping), "supervisor" (the nested supervisor, or null)}``.
     """
-    return {"time": now, "roots": [_supervisor_document(snap, now) for snap in snapshots]}
+    return {
+        "time": now,
+        "roots": [_supervisor_document(snap, now) for snap in snapshots],
+        "unavailable": list(unavailable),
+    }

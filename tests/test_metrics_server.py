@@ -542,3 +542,18 @@ async def test_shutdown_with_open_connections_reports_nothing_to_the_loop() -> N
         assert reported == []
     finally:
         loop.set_exception_handler(previous)
+
+
+def test_log_limiter_logs_each_kind_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    from procman_metrics.collector import LogLimiter
+
+    caplog.set_level(logging.INFO, logger="procman.test")
+    limiter = LogLimiter(logging.getLogger("procman.test"), interval=3600)
+    assert [limiter.log(logging.INFO, "a", "first a") for _ in range(3)] == [True, False, False]
+    assert limiter.log(logging.INFO, "b", "first b")
+    assert [r.getMessage() for r in caplog.records] == ["first a", "first b"]
+    caplog.clear()
+    eager = LogLimiter(logging.getLogger("procman.test"), interval=0)
+    assert eager.log(logging.INFO, "a", "x %s", 1) and eager.log(logging.INFO, "a", "x %s", 2)
+    assert [r.getMessage() for r in caplog.records] == ["x 1", "x 2"]
+    assert not limiter.log(logging.DEBUG, "c", "below the level")  # not even counted

@@ -115,7 +115,11 @@ async def test_tree_of_tracked_roots_and_of_nothing() -> None:
     serving = asyncio.create_task(server.process_start())
     port = await asyncio.wait_for(server.wait_bound(), 5)
     try:
-        assert (await fetch_tree(port))["roots"] == []  # nothing watched
+        assert await fetch_tree(port) == {
+            "time": pytest.approx(time.time(), abs=5),
+            "roots": [],
+            "unavailable": [],
+        }  # nothing watched
         first = ProcessManager("first", observers=[metrics]).insert(waiting_worker('q"uo\\te'))
         second = ProcessManager("caf\u00e9", observers=[metrics]).insert(waiting_worker("x"))
         metrics.track(first)
@@ -156,3 +160,31 @@ def test_child_readiness_is_the_snapshots(ready: bool) -> None:
     assert root["children"][0]["ready"] is ready
     assert root["children"][0]["uptime_seconds"] == 1.0
     assert unready_children(snap) == ([] if ready else ["root/c not ready"])
+
+
+async def test_a_root_whose_snapshot_fails_is_listed_as_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(ProcessManager):
+        def snapshot(self) -> SupervisorSnapshot:
+            raise RuntimeError("snapshot failed")
+
+    metrics = PrometheusMetrics(CollectorRegistry())
+    trees = [Broken("broken"), ProcessManager("fine")]  # tracked weakly: keep them
+    for tree in trees:
+        metrics.track(tree)
+    server = MetricsServer(port=0, metrics=metrics)
+    serving = asyncio.create_task(server.process_start())
+    port = await asyncio.wait_for(server.wait_bound(), 5)
+    try:
+        for _ in range(3):
+            document = await fetch_tree(port)
+            assert [r["path"] for r in document["roots"]] == ["fine"]
+            assert document["unavailable"] == ["broken"]
+            ready = await request(port, "/readyz")
+            assert ready.status == 503 and b"broken did not answer" in ready.body
+        failures = [r for r in caplog.records if "snapshot of" in r.getMessage()]
+        assert len(failures) == 1 and failures[0].exc_info  # once, with its traceback
+    finally:
+        await server.process_handle().shutdown()
+        await asyncio.wait_for(serving, 5)
