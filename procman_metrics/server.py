@@ -114,12 +114,10 @@ def _canonical_accept(header: str) -> tuple[str, bool]:
     unusable = False
     for part in header.split(",")[:32]:
         media, *params = part.split(";")
+        versions = _MEDIA_VERSIONS.get(media.strip().lower())
+        if versions is None:  # */* and anything else: the text format in the end
+            continue
         media = media.strip().lower()
-        if media in ("", "*/*", "text/*", "application/*"):
-            continue
-        versions = _MEDIA_VERSIONS.get(media)
-        if versions is None:
-            continue
         words = [media]
         for param in params:
             key, _, value = param.partition("=")
