@@ -11,6 +11,9 @@ Guarantees:
   taken on that loop with ``call_soon_threadsafe`` and waited for at most
   ``timeout`` seconds; a root whose loop does not answer in time is skipped
   (and logged), never read racily.
+* :func:`tree_document` turns snapshots into the JSON-ready ``/tree`` document;
+  :func:`child_ready` is the one place that decides whether a child counts as
+  ready.
 """
 
 from __future__ import annotations
@@ -20,16 +23,25 @@ import concurrent.futures
 import logging
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from procman import ChildState, ManagerPhase, ProcessManager, SupervisorSnapshot
+from procman import (
+    ChildSnapshot,
+    ChildState,
+    ManagerPhase,
+    ProcessManager,
+    SupervisorSnapshot,
+)
 from procman.lowlevel import current_supervisor
 
 __all__ = [
     "TrackedRoots",
+    "child_ready",
     "current_root",
     "is_alive",
     "snapshot_of",
+    "tree_document",
     "unready_children",
 ]
 
@@ -42,7 +54,7 @@ def snapshot_of(
     manager: ProcessManager, timeout: float = SNAPSHOT_TIMEOUT
 ) -> SupervisorSnapshot | None:
     """``manager.snapshot()`` taken on the manager's loop thread; None if it timed out."""
-    loop: asyncio.AbstractEventLoop | None = getattr(manager, "_loop", None)
+    loop = manager.loop
     if loop is None or loop.is_closed() or not loop.is_running():
         return manager.snapshot()
     try:
@@ -146,6 +158,10 @@ class TrackedRoots:
         return True
 
 
+_UP = (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING)
+_WAITING = (ChildState.STARTING, ChildState.BACKOFF)
+
+
 def unready_children(snap: SupervisorSnapshot, limit: int = 10) -> list[str]:
     """Up to ``limit`` reasons why ``snap`` is not ready (``path state``), empty when ready."""
     reasons: list[str] = []
@@ -153,8 +169,65 @@ def unready_children(snap: SupervisorSnapshot, limit: int = 10) -> list[str]:
         if sup.phase is not ManagerPhase.RUNNING:
             reasons.append(f"{sup.path} {sup.phase.value}")
         for child in sup.children:
-            if child.state in (ChildState.STARTING, ChildState.BACKOFF):
-                reasons.append(f"{sup.path}/{child.name} {child.state.value}")
+            # a nested supervisor gives its own reasons (walk() visits it)
+            if child.supervisor is None and not child_ready(child):
+                why = child.state.value if child.state in _WAITING else "not ready"
+                reasons.append(f"{sup.path}/{child.name} {why}")
         if len(reasons) >= limit:
             break
     return reasons[:limit]
+
+
+def child_ready(child: ChildSnapshot) -> bool:
+    """Whether the child counts as ready: :attr:`ChildSnapshot.ready`.
+
+    The one place ``/readyz`` and ``/tree`` decide it.
+    """
+    return child.ready
+
+
+def _supervisor_document(snap: SupervisorSnapshot, now: float) -> dict[str, Any]:
+    return {
+        "path": snap.path,
+        "name": snap.name,
+        "state": snap.phase.value,
+        "ready": not unready_children(snap, limit=1),
+        "children": [_child_document(snap.path, child, now) for child in snap.children],
+    }
+
+
+def _child_document(parent: str, child: ChildSnapshot, now: float) -> dict[str, Any]:
+    up = child.state in _UP and child.started_at > 0
+    return {
+        "path": f"{parent}/{child.name}",
+        "name": child.name,
+        "state": child.state.value,
+        "ready": child_ready(child),
+        "restarts": child.restart_count,
+        "started_at": child.started_at if child.started_at > 0 else None,
+        "uptime_seconds": round(max(0.0, now - child.started_at), 3) if up else None,
+        "supervisor": (
+            _supervisor_document(child.supervisor, now) if child.supervisor is not None else None
+        ),
+    }
+
+
+def tree_document(
+    snapshots: Iterable[SupervisorSnapshot], now: float, unavailable: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The ``/tree`` document of ``snapshots``; ``now`` is the wall-clock time (``time.time()``).
+
+    ``{"time": now, "roots": [supervisor, ...], "unavailable": [path, ...]}``
+    (``unavailable``: the roots whose snapshot timed out or failed) where a supervisor is
+    ``{"path", "name", "state" (its phase), "ready" (the whole subtree, as
+    :func:`unready_children` and ``/readyz`` decide it),
+    "children": [child, ...]}`` and a child is ``{"path", "name", "state",
+    "ready", "restarts", "started_at" (wall clock, null before the first
+    start), "uptime_seconds" (since the latest start, null unless starting,
+    running or stopping), "supervisor" (the nested supervisor, or null)}``.
+    """
+    return {
+        "time": now,
+        "roots": [_supervisor_document(snap, now) for snap in snapshots],
+        "unavailable": list(unavailable),
+    }
