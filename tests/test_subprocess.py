@@ -370,8 +370,14 @@ async def test_a_program_ignoring_sigterm_is_killed_after_the_grace_period(
     assert gone(pid) and not_our_child(pid)  # killed and reaped: no zombie
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+
 async def test_cancelling_the_run_kills_and_reaps_the_group(lines: Lines) -> None:
     sub = Subprocess(script(WAITS_FOR_SIGTERM))
+    await asyncio.wait_for(Subprocess(script("pass")).process_start(), WAIT)  # warm up the loop
+    fds = open_fds()
     task = asyncio.create_task(sub.process_start())
     record = await lines.wait_for("ready")
     pid = record.procman_pid  # type: ignore[attr-defined]
@@ -380,6 +386,7 @@ async def test_cancelling_the_run_kills_and_reaps_the_group(lines: Lines) -> Non
         await asyncio.wait_for(task, WAIT)
     assert sub.returncode == -signal.SIGKILL
     assert gone(pid) and not_our_child(pid)
+    assert open_fds() == fds  # pipes and pidfd closed
 
 
 IGNORES_SIGTERM = (
@@ -397,12 +404,14 @@ GRANDCHILD = f"""
 """
 
 
-@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "thread"])
+@pytest.mark.parametrize("watcher", ["pidfd", "thread", "thread-without-waitid"])
 async def test_a_grandchild_ignoring_sigterm_is_killed_with_the_group(
-    lines: Lines, monkeypatch: pytest.MonkeyPatch, pidfd: bool
+    lines: Lines, monkeypatch: pytest.MonkeyPatch, watcher: str
 ) -> None:
-    if not pidfd:
+    if watcher != "pidfd":
         monkeypatch.setattr(subprocess_module, "_USE_PIDFD", False)
+    if watcher == "thread-without-waitid":
+        monkeypatch.delattr(os, "waitid", raising=False)
     with subreaper():
         sub = Subprocess(script(GRANDCHILD), name="family")
         manager, task = await run_tree(sub, grace=0.5)

@@ -241,6 +241,7 @@ class Subprocess(Runnable):
         _watch_exit(loop, popen, exited)
         self._pid = pid
         tasks: list[asyncio.Task[None]] = []
+        transports: list[asyncio.BaseTransport] = []
         stopping = False
         try:
             rec = current_child()
@@ -263,7 +264,7 @@ class Subprocess(Runnable):
                 (popen.stderr, "stderr", self._stderr_level),
             ):
                 if pipe is not None:
-                    reader = await _connect(loop, pipe)
+                    reader = await _connect(loop, pipe, transports)
                     tasks.append(loop.create_task(self._pump(reader, stream, level, fields, ready)))
             if ready is not None and self._ready_port is not None:
                 tasks.append(loop.create_task(self._probe(ready)))
@@ -308,14 +309,16 @@ class Subprocess(Runnable):
             if exited.done():
                 self._returncode = exited.result()
             self._pid = None
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait(tasks)
-            for pipe in (popen.stdout, popen.stderr):
+            for transport in transports:  # stops reading at once (closes the pipe later)
+                transport.close()
+            for pipe in (popen.stdout, popen.stderr):  # closed now: no fd outlives the run
                 if pipe is not None:
                     pipe.close()
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
         if rc == 0 or (stopping and rc == -self._stop_signal):
             return
         raise SubprocessFailed(self._argv, rc, self._name)
@@ -441,7 +444,8 @@ def _watch_exit(
     """Resolve ``exited`` with the exit status once the group is killed and the program reaped.
 
     With a pidfd (Linux) the event loop learns of the exit without reaping;
-    elsewhere a thread waits with ``waitid(WNOWAIT)`` where available.
+    elsewhere a thread waits with ``waitid(WNOWAIT)`` where available, else
+    reaps first and then kills what is left of the group.
     """
     if _USE_PIDFD:
         try:
@@ -472,14 +476,23 @@ def _wait_in_thread(
     if waitid is not None:
         with contextlib.suppress(ChildProcessError):
             waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOWAIT)
-    rc = _end_of(popen)
+        rc = _end_of(popen)
+    else:  # reap first: the group id stays reserved only while a member is left
+        rc = popen.wait()
+        _killpg(popen.pid, signal.SIGKILL)
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
         loop.call_soon_threadsafe(_set_result, exited, rc)
 
 
-async def _connect(loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> asyncio.StreamReader:
+async def _connect(
+    loop: asyncio.AbstractEventLoop, pipe: IO[bytes], transports: list[asyncio.BaseTransport]
+) -> asyncio.StreamReader:
+    """A reader of ``pipe``; its transport (which owns the pipe) goes into ``transports``."""
     reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+    )
+    transports.append(transport)
     return reader
 
 
