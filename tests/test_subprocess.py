@@ -25,11 +25,19 @@ import pytest
 from helpers import Recorder
 
 import procman.guard
-from procman import ChildState, ProcessManager, current_child
+from procman import (
+    ChildState,
+    ProcessManager,
+    ProcessManagerBuilder,
+    ReadyTimeoutError,
+    Restart,
+    RestartIntensityExceeded,
+    current_child,
+)
 from procman.builtin import RestartBackoff, RestartSupervisor, Subprocess, SubprocessFailed
 from procman.builtin import subprocess as subprocess_module
 from procman.child import ChildRecord
-from procman.events import ProcessStopTimedOut
+from procman.events import ProcessReady, ProcessStopTimedOut
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix only")
 
@@ -851,3 +859,119 @@ async def test_restart_supervisor_forwards_shutdown_and_reload(lines: Lines) -> 
     assert await task is None
     assert supervisor.restart_count == 0
     assert sub.returncode == -signal.SIGTERM
+
+
+# -- with the manager's supervision policies ----------------------------------------
+SIGNALLED_LISTENER = """
+    import signal, sys
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    print("armed", flush=True)
+    signal.sigwait({signal.SIGUSR1})
+    print("listening", flush=True)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    signal.pause()
+"""
+
+
+async def test_wait_ready_child_is_starting_until_the_pattern_matches(lines: Lines) -> None:
+    recorder = Recorder()
+    sub = Subprocess(script(SIGNALLED_LISTENER), name="db", ready_pattern="^listening$")
+    manager = ProcessManager("root", observers=[recorder])
+    manager.insert(sub, wait_ready=True, ready_timeout=WAIT)
+    task = asyncio.create_task(manager.process_start())
+    await lines.wait_for("armed")
+    [child] = manager.snapshot().children
+    assert child.state is ChildState.STARTING and not child.ready
+    assert not manager.snapshot().ready
+    assert sub.pid is not None
+    os.kill(sub.pid, signal.SIGUSR1)
+    await asyncio.wait_for(manager.wait_ready(), WAIT)
+    [child] = manager.snapshot().children
+    assert child.state is ChildState.RUNNING and child.ready
+    assert [e.child for e in recorder.of(ProcessReady)] == ["db"]  # type: ignore[attr-defined]
+    await asyncio.wait_for(manager.process_handle().shutdown(), WAIT)
+    assert await task is None
+
+
+async def test_ordered_start_runs_the_next_program_once_the_port_accepts(lines: Lines) -> None:
+    port = free_port()
+    listener = f"""
+        import signal, socket
+        signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR1}})
+        print("armed", flush=True)
+        signal.sigwait({{signal.SIGUSR1}})
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", {port}))
+        server.listen(16)
+        while True:
+            server.accept()[0].close()
+    """
+    db = Subprocess(script(listener), name="db", ready_port=port)
+    app = Subprocess(script(WAITS_FOR_SIGTERM), name="app")
+    manager = (
+        ProcessManagerBuilder()
+        .name("root")
+        .ordered(True)
+        .pre_insert(db, wait_ready=True, ready_timeout=WAIT)
+        .pre_insert(app)
+        .build()
+    )
+    task = asyncio.create_task(manager.process_start())
+    await lines.wait_for("armed")
+    assert app.pid is None  # not started before db is ready
+    assert db.pid is not None
+    os.kill(db.pid, signal.SIGUSR1)
+    record = await lines.wait_for("ready")
+    assert record.procman_child == "app"  # type: ignore[attr-defined]
+    await asyncio.wait_for(manager.process_handle().shutdown(), WAIT)
+    assert await task is None
+    assert db.returncode == -signal.SIGTERM and app.returncode == -signal.SIGTERM
+
+
+async def test_ready_timeout_kills_and_reaps_the_program(lines: Lines) -> None:
+    sub = Subprocess(script(WAITS_FOR_SIGTERM), name="slow", ready_pattern="never printed")
+    manager = ProcessManager("root")
+    manager.insert(sub, wait_ready=True, ready_timeout=0.5)
+    task = asyncio.create_task(manager.process_start())
+    record = await lines.wait_for("ready")
+    pid = record.procman_pid  # type: ignore[attr-defined]
+    with pytest.raises(ReadyTimeoutError):
+        await asyncio.wait_for(task, WAIT)
+    assert sub.returncode == -signal.SIGKILL
+    assert gone(pid) and not_our_child(pid)
+
+
+async def test_the_manager_restarts_a_crashing_program_up_to_its_intensity(
+    lines: Lines,
+) -> None:
+    sub = Subprocess(script("import sys; print('run', flush=True); sys.exit(7)"), name="crash")
+    manager = (
+        ProcessManagerBuilder()
+        .name("root")
+        .intensity(max_restarts=2, within=60)
+        .backoff(RestartBackoff(initial=0.01, max=0.05))
+        .pre_insert(sub)
+        .build()
+    )
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await asyncio.wait_for(manager.process_start(), WAIT)
+    assert isinstance(info.value.__cause__, SubprocessFailed)
+    assert info.value.__cause__.returncode == 7
+    assert lines.texts("crash") == ["run"] * 3  # the first run and two restarts
+
+
+async def test_a_permanent_program_is_restarted_after_a_clean_exit(lines: Lines) -> None:
+    sub = Subprocess(script("print('run', flush=True)"), name="oneshot")
+    manager = (
+        ProcessManagerBuilder()
+        .name("root")
+        .intensity(max_restarts=100, within=60)
+        .backoff(RestartBackoff(initial=0.01, max=0.01))
+        .pre_insert(sub, restart=Restart.PERMANENT)
+        .build()
+    )
+    task = asyncio.create_task(manager.process_start())
+    await lines.wait_for("run", count=3)
+    await asyncio.wait_for(manager.process_handle().shutdown(), WAIT)
+    assert await asyncio.wait_for(task, WAIT) is None
