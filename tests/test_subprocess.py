@@ -32,12 +32,11 @@ from procman import (
     ReadyTimeoutError,
     Restart,
     RestartIntensityExceeded,
-    current_child,
 )
 from procman.builtin import RestartBackoff, RestartSupervisor, Subprocess, SubprocessFailed
 from procman.builtin import subprocess as subprocess_module
-from procman.child import ChildRecord
 from procman.events import ProcessReady, ProcessStopTimedOut
+from procman.lowlevel import ChildRecord, current_record
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix only")
 
@@ -681,7 +680,7 @@ class ReadySpy:
         original = procman.guard.signal_ready
 
         def spy() -> None:
-            self.calls.append((current_child(), asyncio.current_task()))
+            self.calls.append((current_record(), asyncio.current_task()))
             original()
             if not self.signalled.done():
                 self.signalled.set_result(None)

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal
 
 from procman._validate import check_name
-from procman.child import current_child
 from procman.errors import ProcmanError
 from procman.guard import RuntimeGuard, RuntimeHandle
+from procman.lowlevel import current_record
 from procman.runnable import Control, Next, Runnable, RuntimeControlMessage
 
 __all__ = ["Subprocess", "SubprocessFailed"]
@@ -244,7 +244,7 @@ class Subprocess(Runnable):
         transports: list[asyncio.BaseTransport] = []
         stopping = False
         try:
-            rec = current_child()
+            rec = current_record()
             fields: dict[str, object] = {
                 "procman_supervisor": rec.owner.path if rec is not None else "",
                 "procman_child": rec.name if rec is not None else self._name,
