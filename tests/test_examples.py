@@ -34,6 +34,7 @@ def run_example(name: str, *args: str, timeout: float = 30) -> subprocess.Comple
         ("nested.py", "root/consumers/consumer-2"),
         ("signals.py", "stopped"),
         ("web_server.py", "drained and closed"),
+        ("external_program.py", "worker: graceful stop"),
     ],
 )
 def test_example_runs_to_completion(name: str, expected: str) -> None:
@@ -130,5 +131,24 @@ def test_web_server_serves_reloads_and_drains_on_sigterm() -> None:
         code, out = child.finish()
         assert code == 128 + signal.SIGTERM
         assert "http: drained and closed" in out
+    finally:
+        child.kill()
+
+
+def test_external_program_reloads_the_worker_and_stops_it_on_sigterm() -> None:
+    child = Child("external_program.py")
+    try:
+        spawned = child.wait_for("procman.subprocess INFO procman: worker started as pid")
+        worker_pid = int(spawned.split()[-1])
+        child.wait_for("procman.subprocess.worker INFO worker: listening")
+        os.kill(child.proc.pid, signal.SIGHUP)
+        child.wait_for("procman.subprocess.worker INFO worker: reloaded its configuration")
+        os.kill(child.proc.pid, signal.SIGTERM)
+        code, out = child.finish()
+        assert code == 128 + signal.SIGTERM
+        assert "worker: graceful stop" in out
+        assert "stopped by SIGTERM" in out
+        with pytest.raises(ProcessLookupError):  # stopped and reaped by the example
+            os.kill(worker_pid, 0)
     finally:
         child.kill()

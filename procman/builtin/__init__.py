@@ -1,8 +1,9 @@
-"""Built-in processes: IdleProcess, SignalReceiver, RestartSupervisor."""
+"""Built-in processes: IdleProcess, SignalReceiver, RestartSupervisor, Subprocess."""
 
 from procman.builtin.idle import IdleProcess
 from procman.builtin.restart import RestartBackoff, RestartIntensityExceeded, RestartSupervisor
 from procman.builtin.signals import SignalReceiver
+from procman.builtin.subprocess import Subprocess, SubprocessFailed
 
 __all__ = [
     "IdleProcess",
@@ -10,4 +11,6 @@ __all__ = [
     "RestartIntensityExceeded",
     "RestartSupervisor",
     "SignalReceiver",
+    "Subprocess",
+    "SubprocessFailed",
 ]
