@@ -1,4 +1,9 @@
-"""The ``procman`` command line: ``procman demo`` runs an observable demo tree."""
+"""The ``procman`` command line.
+
+* ``procman run MODULE:ATTR``: run an application's tree (see :mod:`procman.launch`);
+  every option can also come from a ``PROCMAN_*`` environment variable (the flag wins).
+* ``procman demo``: run an observable demo tree.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from procman._version import __version__
 from procman.errors import TerminationSignal
@@ -28,7 +34,151 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--otel", choices=("console", "otlp", "none"), default="none")
     demo.add_argument("--log", choices=("logging", "loguru"), default="logging")
     demo.add_argument("--log-level", default="INFO")
+    run = sub.add_parser(
+        "run",
+        help="run the tree MODULE:ATTR until it ends or a signal stops it",
+        description="Run MODULE:ATTR (a ProcessManager, a Runnable, or a sync/async factory "
+        "returning one) with signals, logs, metrics and exit status handled. Each option "
+        "can also be set by the environment variable shown; the flag wins.",
+        epilog="exit status: 0 clean end, 1 failure, 128+N after signal N, 2 unusable target",
+    )
+    run.add_argument("target", metavar="MODULE:ATTR")
+    run.set_defaults(subparser=run)
+    for flag, var, kwargs in _RUN_OPTIONS:
+        run.add_argument(flag, default=None, help=f"{kwargs['help']} (${var})", **kwargs["arg"])
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{text!r} is not a port number (0-65535; 0 picks a free port)")
+    return value
+
+
+def _grace(text: str) -> float:
+    from procman._validate import seconds
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    return seconds(value, "grace")
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise ValueError("the host must not be empty")
+    return text.strip()
+
+
+def _level(text: str) -> str:
+    from procman.launch import _level as parse_level
+
+    parse_level(text)
+    return text.strip().upper()
+
+
+def _choice(*names: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        value = text.strip().lower()
+        if value not in names:
+            raise ValueError(f"{text!r} is not one of {', '.join(names)}")
+        return value
+
+    return check
+
+
+# (flag, environment variable, {"help": ..., "arg": argparse kwargs}); the converters
+# are applied to the flag or, when it is absent, the variable.
+_RUN_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "--metrics-port",
+        "PROCMAN_METRICS_PORT",
+        {"help": "serve /metrics, /healthz, /readyz on PORT (0: a free port)", "arg": {}},
+    ),
+    ("--metrics-host", "PROCMAN_METRICS_HOST", {"help": "bind address (127.0.0.1)", "arg": {}}),
+    (
+        "--otel",
+        "PROCMAN_OTEL",
+        {
+            "help": "OpenTelemetry SDK set-up from OTEL_* (none)",
+            "arg": {"metavar": "console|otlp|none"},
+        },
+    ),
+    (
+        "--log",
+        "PROCMAN_LOG",
+        {"help": "log backend (logging)", "arg": {"metavar": "logging|loguru"}},
+    ),
+    (
+        "--log-format",
+        "PROCMAN_LOG_FORMAT",
+        {"help": "text or one JSON object per line (text)", "arg": {"metavar": "text|json"}},
+    ),
+    ("--log-level", "PROCMAN_LOG_LEVEL", {"help": "log level (INFO)", "arg": {"metavar": "LEVEL"}}),
+    (
+        "--grace",
+        "PROCMAN_GRACE",
+        {"help": "override the root's shutdown grace period", "arg": {"metavar": "SECONDS"}},
+    ),
+]
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "metrics_port": _port,
+    "metrics_host": _host,
+    "otel": _choice("console", "otlp", "none"),
+    "log": _choice("logging", "loguru"),
+    "log_format": _choice("text", "json"),
+    "log_level": _level,
+    "grace": _grace,
+}
+_DEFAULTS: dict[str, Any] = {
+    "metrics_port": None,
+    "metrics_host": "127.0.0.1",
+    "otel": "none",
+    "log": "logging",
+    "log_format": "text",
+    "log_level": "INFO",
+    "grace": None,
+}
+
+
+def _run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The run options: flag, else environment variable, else default; errors exit 2."""
+    options: dict[str, Any] = {}
+    for flag, var, _ in _RUN_OPTIONS:
+        key = flag[2:].replace("-", "_")
+        raw = getattr(args, key)
+        source = flag
+        if raw is None:
+            raw = os.environ.get(var)
+            source = f"${var}"
+            if raw is None or not raw.strip():
+                options[key] = _DEFAULTS[key]
+                continue
+        try:
+            options[key] = _CONVERTERS[key](raw)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"{source}={raw!r}: {exc}")
+    return options
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from procman.launch import run
+
+    options = _run_options(parser, args)
+    # Like `python -m` and uvicorn: MODULE is looked up from the current directory too.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        status: int = run(args.target, **options)
+        return status
+    except ImportError as exc:  # a missing extra for the chosen options
+        parser.error(str(exc))
 
 
 async def _run_demo(args: argparse.Namespace) -> int:
@@ -73,8 +223,8 @@ async def _run_demo(args: argparse.Namespace) -> int:
                 await root.process_handle().shutdown()
         await task
     except TerminationSignal as sig:
-        _say(f"demo: stopped by {sig.signal.name}")
-        return 0
+        _say(f"demo: stopped by {sig.signal.name} (exit status {sig.exit_code})")
+        return sig.exit_code
     finally:
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
@@ -89,7 +239,10 @@ def _say(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``procman`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args.subparser, args)
     if args.command == "demo":
         level = os.environ.get("PROCMAN_LOG_LEVEL", args.log_level).upper()
         if args.log == "logging":
