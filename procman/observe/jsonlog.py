@@ -51,6 +51,12 @@ def json_formatter() -> logging.Formatter:
             self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
         ) -> None:
             super().add_fields(log_data, record, message_dict)
+            if "timestamp" in log_data:  # first, as log shippers show it
+                rest = {k: v for k, v in log_data.items() if k != "timestamp"}
+                timestamp = log_data["timestamp"]
+                log_data.clear()
+                log_data["timestamp"] = timestamp
+                log_data.update(rest)
             if trace_ids is not None and "trace_id" not in log_data:
                 ids = trace_ids()
                 if ids is not None:
@@ -61,7 +67,6 @@ def json_formatter() -> logging.Formatter:
         style="{",
         rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
         timestamp="timestamp",
-        json_default=repr,
         json_ensure_ascii=False,
     )
     return formatter
