@@ -28,7 +28,7 @@ import pytest
 
 TIMEOUT = 30.0
 
-APP = '''
+APP = """
 import asyncio
 import logging
 import os
@@ -136,7 +136,7 @@ def with_default_metrics() -> ProcessManager:
 
     root = ProcessManager("app", observers=[PrometheusMetrics()])
     return root.insert(runnable(forever, name="worker"))
-'''
+"""
 
 
 @pytest.fixture
@@ -531,9 +531,7 @@ def test_otel_console_from_the_environment(cli: type[Cli]) -> None:
 
 
 @pytest.mark.parametrize("abstract", [True, False])
-def test_systemd_notify_ready_and_stopping(
-    cli: type[Cli], tmp_path: Path, abstract: bool
-) -> None:
+def test_systemd_notify_ready_and_stopping(cli: type[Cli], tmp_path: Path, abstract: bool) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         if abstract:
             name = f"procman-test-{os.getpid()}-{time.monotonic_ns()}"

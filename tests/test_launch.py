@@ -19,7 +19,7 @@ import procman
 from procman import ProcessManager, runnable
 from procman.launch import TargetError, resolve_target
 
-SCRIPT = '''
+SCRIPT = """
 import asyncio
 import logging
 import sys
@@ -62,7 +62,7 @@ if __name__ == "__main__":
     status = procman.run(build, log_format=sys.argv[3] if len(sys.argv) > 3 else "text")
     print(f"status={status}", flush=True)
     sys.exit(status)
-'''
+"""
 
 
 @pytest.fixture
