@@ -177,7 +177,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         status: int = run(args.target, **options)
         return status
-    except ImportError as exc:  # a missing extra for the chosen options
+    except (ImportError, ValueError) as exc:  # a missing extra, unusable OTEL_* variables
         parser.error(str(exc))
 
 

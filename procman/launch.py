@@ -42,7 +42,8 @@ What the launcher does:
 * Signals: SIGINT, SIGTERM and SIGQUIT start a graceful shutdown (status
   128+N, one log line, no traceback), from the start to the end of
   :func:`run`; a signal during a shutdown already under way is logged and
-  ignored. SIGHUP reloads the tree. Main thread only.
+  ignored. SIGHUP reloads the running tree (ignored before and after).
+  Main thread only.
 * systemd: with ``NOTIFY_SOCKET`` set, ``READY=1`` is sent once the tree
   is ready and ``STOPPING=1`` when its shutdown begins.
 * When the root ends, the exit report (:func:`procman.report.exit_report`)
@@ -64,7 +65,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NoReturn, overload
 
 from procman._validate import seconds
-from procman.builtin.signals import TERMINATING, SignalReceiver
+from procman.builtin.signals import RELOADING, TERMINATING, SignalReceiver
 from procman.errors import ProcmanError, TerminationSignal
 from procman.events import (
     LifecycleEvent,
@@ -364,6 +365,16 @@ class _Launch:
             return
         for sig in TERMINATING:
             loop.add_signal_handler(sig, self._on_signal, sig)
+        for sig in RELOADING:
+            loop.add_signal_handler(sig, self._on_reload_signal, sig)
+
+    def _on_reload_signal(self, sig: signal.Signals) -> None:
+        # The SignalReceiver handles reloads while it runs; before and after, only this.
+        _log.warning(
+            "%s received while the tree is not running; ignored",
+            sig.name,
+            extra={"procman_event": "procman.signal.ignored"},
+        )
 
     def _stopping(self) -> bool:
         root = self.root
@@ -708,14 +719,19 @@ def run(
     """Run the tree ``target`` until it ends; return (``exit=True``: exit with) its status.
 
     See the module docstring for what it adds and the exit statuses. Invalid
-    options raise :class:`ValueError`/:class:`TypeError`; a missing extra
-    raises :class:`ImportError` naming it. Must be called from the main
+    options (and unusable ``OTEL_*`` variables with ``otel``) raise
+    :class:`ValueError`/:class:`TypeError` before anything runs; a missing
+    extra raises :class:`ImportError` naming it. Must be called from the main
     thread, outside any running event loop.
     """
     otel_mode, backend, fmt, grace_s = _check_options(
         metrics_port, metrics_host, otel, log, log_format, grace
     )
     level = _level(log_level)
+    if otel_mode != "none":
+        from procman.observe.otel_setup import check_environment
+
+        check_environment(otel_mode)
     launch = _Launch(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
@@ -724,7 +740,7 @@ def run(
         grace=grace_s,
     )
     cleanups: list[Callable[[], None]] = []
-    previous = {sig: signal.getsignal(sig) for sig in TERMINATING}
+    previous = {sig: signal.getsignal(sig) for sig in (*TERMINATING, *RELOADING)}
     _configure_logging(backend, fmt, level, cleanups)
     try:
         with asyncio.Runner() as runner:

@@ -46,6 +46,8 @@ async def forever(ctx: RuntimeContext) -> None:
         match await ctx.tick(asyncio.sleep(0.05)):
             case Control(RuntimeControlMessage.SHUTDOWN):
                 return
+            case Control(RuntimeControlMessage.RELOAD):
+                log.info("app: reloaded")
             case _:
                 pass
 
@@ -334,6 +336,15 @@ def test_each_kind_of_target_runs_until_a_signal(
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+def test_sighup_reloads_the_tree(cli: type[Cli]) -> None:
+    proc = cli("cliapp:manager")
+    proc.wait_for("app: running")
+    proc.signal(signal.SIGHUP)
+    proc.wait_for("app: reloaded")
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 143, proc.stderr
+
+
 def test_signals_during_a_signal_driven_shutdown_are_ignored(cli: type[Cli]) -> None:
     proc = cli("cliapp:slow_tree")
     proc.wait_for("app: running")
@@ -437,6 +448,15 @@ def test_a_bad_environment_value_is_a_usage_error_naming_the_variable(
     proc = run_to_end(cli, "cliapp:finite_tree", env={var: value})
     assert proc.proc.returncode == 2, proc.stderr
     assert f"${var}=" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_unusable_otel_protocol_is_a_usage_error(cli: type[Cli]) -> None:
+    proc = run_to_end(
+        cli, "cliapp:manager", env={"PROCMAN_OTEL": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    )
+    assert proc.proc.returncode == 2, proc.stderr
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
