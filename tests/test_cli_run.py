@@ -32,6 +32,7 @@ APP = """
 import asyncio
 import logging
 import os
+import signal
 
 from procman import (
     Control, ProcessManager, RuntimeContext, RuntimeControlMessage, runnable,
@@ -64,12 +65,16 @@ async def boom(ctx: RuntimeContext) -> None:
 
 
 async def slow_stop(ctx: RuntimeContext) -> None:
+    # On shutdown, finish only when the test sends SIGUSR1 (at most APP_STOP_SECONDS).
+    finish = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, finish.set)
     log.info("app: running")
     while True:
         match await ctx.tick(asyncio.sleep(0.05)):
             case Control(RuntimeControlMessage.SHUTDOWN):
                 log.warning("app: stopping slowly")
-                await asyncio.sleep(float(os.environ.get("APP_STOP_SECONDS", "1.5")))
+                limit = float(os.environ.get("APP_STOP_SECONDS", "20"))
+                await asyncio.wait_for(finish.wait(), limit)
                 log.warning("app: stopped")
                 return
             case _:
@@ -354,6 +359,7 @@ def test_signals_during_a_signal_driven_shutdown_are_ignored(cli: type[Cli]) -> 
     proc.wait_for("SIGINT received during the shutdown")
     proc.signal(signal.SIGTERM)
     proc.wait_for("SIGTERM received during the shutdown")
+    proc.signal(signal.SIGUSR1)  # the slow child may finish now
     assert proc.finish() == 143, proc.stderr
     assert "app: stopped" in proc.stderr  # the child finished its graceful stop
     assert "Traceback" not in proc.stderr
@@ -366,6 +372,7 @@ def test_signals_during_a_failure_shutdown_are_ignored(cli: type[Cli]) -> None:
     proc.wait_for("SIGINT received during the shutdown; ignored")
     proc.signal(signal.SIGTERM)
     proc.wait_for("SIGTERM received during the shutdown; ignored")
+    proc.signal(signal.SIGUSR1)  # the slow child may finish now
     assert proc.finish() == 1, proc.stderr
     assert "app: stopped" in proc.stderr
     assert proc.stderr.count("Traceback") == 1
@@ -478,7 +485,7 @@ def test_log_level_from_the_environment(cli: type[Cli]) -> None:
 
 
 def test_grace_overrides_the_root_grace_period(cli: type[Cli]) -> None:
-    proc = cli("cliapp:slow_tree", env={"PROCMAN_GRACE": "0.3", "APP_STOP_SECONDS": "20"})
+    proc = cli("cliapp:slow_tree", env={"PROCMAN_GRACE": "0.3"})
     proc.wait_for("app: running")
     proc.signal(signal.SIGTERM)
     assert proc.finish() == 143, proc.stderr
