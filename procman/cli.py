@@ -98,9 +98,16 @@ _RUN_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "--metrics-port",
         "PROCMAN_METRICS_PORT",
-        {"help": "serve /metrics, /healthz, /readyz on PORT (0: a free port)", "arg": {}},
+        {
+            "help": "serve /metrics, /healthz, /readyz on PORT (0: a free port)",
+            "arg": {"metavar": "PORT"},
+        },
     ),
-    ("--metrics-host", "PROCMAN_METRICS_HOST", {"help": "bind address (127.0.0.1)", "arg": {}}),
+    (
+        "--metrics-host",
+        "PROCMAN_METRICS_HOST",
+        {"help": "bind address (127.0.0.1)", "arg": {"metavar": "HOST"}},
+    ),
     (
         "--otel",
         "PROCMAN_OTEL",

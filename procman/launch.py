@@ -244,9 +244,9 @@ class _LoggingOnce(LoggingObserver):
     managers above the child); the levels above say "traceback logged above".
     """
 
-    def __init__(self, logged: _Once) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._logged = logged
+        self._logged = _Once()
 
     def on_event(self, event: LifecycleEvent) -> None:
         if isinstance(event, ProcessFailed) and not isinstance(event.exception, TerminationSignal):
@@ -276,15 +276,15 @@ class _Watch:
     def on_event(self, event: LifecycleEvent) -> None:
         launch = self._launch
         root = launch.root
+        if isinstance(event, ProcessFailed):
+            # Every failure reaches a logging observer (the launcher's, the application's
+            # or loguru's) with its traceback: the final record need not repeat it.
+            launch.logged.add(event.exception)
         if root is None or event.supervisor != root.path:
-            if isinstance(event, ProcessFailed) and launch.loguru:
-                launch.logged.add(event.exception)
             return
         if isinstance(event, ShutdownRequested):
             launch.shutdown_began()
             return
-        if isinstance(event, ProcessFailed) and launch.loguru:
-            launch.logged.add(event.exception)
         # The terminal event comes from the child's own task, before the manager drops the
         # child: check once the task is done (the manager's done callback runs first).
         task = asyncio.current_task()
@@ -440,7 +440,7 @@ class _Launch:
             if not any(isinstance(o, LoguruObserver) for o in app):
                 last.append(LoguruObserver())
         elif not any(isinstance(o, LoggingObserver) for o in app):
-            last.append(_LoggingOnce(self.logged))
+            last.append(_LoggingOnce())
         return first, last
 
     def _attach(self, root: ProcessManager, recorder: ExitRecorder) -> Any:
