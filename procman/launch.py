@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -576,7 +577,10 @@ class _Launch:
         return status
 
     async def _notify_ready(self, root: ProcessManager) -> None:
-        await wait_tree_ready(root)
+        try:
+            await wait_tree_ready(root)
+        except Exception:  # the tree failed before it was ready: nothing to notify
+            return
         running = root.phase is ManagerPhase.RUNNING and not root.shutdown_requested()
         if running and notify_systemd("READY=1"):
             _log.debug("notified systemd: READY=1")
@@ -642,6 +646,28 @@ def _configure_logging(
         root.setLevel(previous)
 
     cleanups.append(undo)
+
+
+def _require_extras(
+    otel: OtelMode, log: LogBackend, log_format: LogFormat, metrics_port: int | None
+) -> None:
+    """Raise ImportError naming the extra an option needs, before anything runs."""
+    needed: list[tuple[str, str, str]] = []
+    if metrics_port is not None:
+        needed.append(("prometheus_client", "metrics_port", "prometheus"))
+    if otel != "none":
+        needed.append(("opentelemetry.sdk", f"otel={otel!r}", "otel"))
+    if log == "loguru":
+        needed.append(("loguru", "log='loguru'", "loguru"))
+    if log_format == "json":
+        needed.append(("pythonjsonlogger", "log_format='json'", "json"))
+    for module, option, extra in needed:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ImportError(f"{option} needs {module}: pip install 'procman[{extra}]'")
 
 
 # -- the public function ---------------------------------------------------------------------
@@ -728,6 +754,7 @@ def run(
         metrics_port, metrics_host, otel, log, log_format, grace
     )
     level = _level(log_level)
+    _require_extras(otel_mode, backend, fmt, metrics_port)
     if otel_mode != "none":
         from procman.observe.otel_setup import check_environment
 

@@ -8,6 +8,7 @@ import logging
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,14 @@ def test_cli_trace_ids_in_json(cli: type[Cli]) -> None:
         assert re.fullmatch(r"[0-9a-f]{32}", rec["trace_id"])
         assert re.fullmatch(r"[0-9a-f]{16}", rec["span_id"])
     assert running[0]["span_id"] != running[1]["span_id"]
+
+
+def test_cli_without_the_library_names_the_extra(app_dir: Path) -> None:
+    hide = (
+        "import sys; sys.modules['pythonjsonlogger'] = None; from procman.cli import main; "
+        "sys.exit(main(['run', 'cliapp:finite_tree', '--log-format', 'json']))"
+    )
+    proc = Cli(cwd=app_dir, command=[sys.executable, "-c", hide])
+    assert proc.finish() == 2, proc.stderr
+    assert "pip install 'procman[json]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
