@@ -261,6 +261,32 @@ class _LoggingOnce(LoggingObserver):
         super().on_event(event)
 
 
+def _loguru_once() -> Observer:
+    """The loguru observer, logging each exception's traceback once (as :class:`_LoggingOnce`)."""
+    from procman.observe.loguru import LoguruObserver
+
+    class _LoguruOnce(LoguruObserver):
+        def __init__(self) -> None:
+            super().__init__()
+            self._logged = _Once()
+
+        def on_event(self, event: LifecycleEvent) -> None:
+            if (
+                isinstance(event, ProcessFailed)
+                and not isinstance(event.exception, TerminationSignal)
+                and not self._logged.add(event.exception)
+            ):
+                exc = event.exception
+                msg, described = describe(event)
+                fields = {key.removeprefix("procman_"): value for key, value in described.items()}
+                fields["error"] = f"{type(exc).__name__}: {exc}"
+                self.logger.bind(**fields).error(msg + " (traceback logged above)")
+                return
+            super().on_event(event)
+
+    return _LoguruOnce()
+
+
 _TERMINAL = (ProcessStopped, ProcessFailed, ProcessCancelled, ProcessAbandoned)
 
 
@@ -439,7 +465,7 @@ class _Launch:
             from procman.observe.loguru import LoguruObserver
 
             if not any(isinstance(o, LoguruObserver) for o in app):
-                last.append(LoguruObserver())
+                last.append(_loguru_once())
         elif not any(isinstance(o, LoggingObserver) for o in app):
             last.append(_LoggingOnce())
         return first, last

@@ -543,6 +543,10 @@ def test_loguru_backend(cli: type[Cli]) -> None:
     proc = run_to_end(cli, "cliapp:failing_tree", "--log", "loguru")
     assert proc.proc.returncode == 1, proc.stderr
     assert "process app/nested/bad failed: RuntimeError: boom in child" in proc.stderr
+    assert "process app/nested failed: RuntimeError: boom in child (traceback logged above)" in (
+        proc.stderr
+    )
+    assert proc.stderr.count("Traceback") == 1
 
 
 def test_otel_console_from_the_environment(cli: type[Cli]) -> None:
