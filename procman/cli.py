@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from procman._version import __version__
+from procman.builtin.signals import TERMINATING
 from procman.errors import TerminationSignal
 from procman.observer import Observer
 
@@ -221,21 +223,39 @@ async def _run_demo(args: argparse.Namespace) -> int:
             "(point a Prometheus scrape job at it; import dashboards/procman.json in Grafana "
             "and load dashboards/alerts.yml + dashboards/recording.yml as rules)"
         )
+    # Until the tree's SignalReceiver runs, a terminating signal still stops the demo
+    # gracefully with 128 + N (the receiver replaces these handlers when it starts).
+    loop = asyncio.get_running_loop()
+    early: list[signal.Signals] = []
+
+    def on_early_signal(sig: signal.Signals) -> None:
+        if not early:
+            early.append(sig)
+            root.request_shutdown()
+
+    for sig in TERMINATING:
+        loop.add_signal_handler(sig, on_early_signal, sig)
     task = asyncio.ensure_future(root.process_start())
     try:
+        await root.wait_ready()
+        if not task.done() and not early:
+            _say("demo: running (Ctrl-C or SIGTERM stops it)")
         if args.duration is not None:
             done, _ = await asyncio.wait({task}, timeout=args.duration)
             if not done:
                 _say(f"demo: --duration {args.duration:g}s elapsed, shutting down")
                 await root.process_handle().shutdown()
         await task
-    except TerminationSignal as sig:
-        _say(f"demo: stopped by {sig.signal.name} (exit status {sig.exit_code})")
-        return sig.exit_code
+    except TerminationSignal as exc:
+        _say(f"demo: stopped by {exc.signal.name} (exit status {exc.exit_code})")
+        return exc.exit_code
     finally:
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
                 cleanup()
+    if early:
+        _say(f"demo: stopped by {early[0].name} (exit status {128 + early[0]})")
+        return 128 + early[0]
     _say("demo: stopped cleanly")
     return 0
 

@@ -36,9 +36,11 @@ What the launcher does:
   and, with ``metrics_port``, a ``PrometheusMetrics`` (an attached one is
   reused) served by a ``MetricsServer`` on ``metrics_host:metrics_port``
   (``0``: a free port, logged).
-* The children it adds (the signal receiver, the metrics server) never keep
-  the tree alive: once every other child of the root has ended, the tree
-  is shut down and the status is 0.
+* What it adds never keeps the tree alive: the signal receiver child does
+  not count (once every other child of the root has ended, the tree is shut
+  down and the status is 0) and the metrics server runs beside the tree,
+  from before its start (a port it cannot bind is a failure, status 1)
+  until after the exit report.
 * Signals: SIGINT, SIGTERM and SIGQUIT start a graceful shutdown (status
   128+N, one log line, no traceback), from the start to the end of
   :func:`run`; a signal during a shutdown already under way is logged and
@@ -81,7 +83,7 @@ from procman.observe.logging import LoggingObserver, describe
 from procman.observer import Fanout, Observer
 from procman.report import ExitRecorder, exit_report
 from procman.runnable import ProcessControlHandler, Runnable
-from procman.snapshot import ManagerPhase
+from procman.snapshot import ChildState, ManagerPhase
 
 __all__ = ["TargetError", "resolve_target", "run", "wait_tree_ready"]
 
@@ -183,15 +185,9 @@ async def _build_root(target: object, spec: str) -> ProcessManager:
 async def wait_tree_ready(root: ProcessManager) -> None:
     """Return once the whole tree is ready (what systemd's ``READY=1`` waits for).
 
-    Uses ``root.wait_ready()`` when the manager has it; until then it waits
-    for ``root.wait_started()`` (the children have been started, not
-    necessarily ready). This is the one place to switch.
+    Returns at once when the tree stopped before it was ready.
     """
-    wait_ready: Callable[[], Any] | None = getattr(root, "wait_ready", None)
-    if wait_ready is not None:
-        await wait_ready()
-    else:
-        await root.wait_started()
+    await root.wait_ready()
 
 
 def notify_systemd(state: str) -> bool:
@@ -288,6 +284,9 @@ def _loguru_once() -> Observer:
 
 
 _TERMINAL = (ProcessStopped, ProcessFailed, ProcessCancelled, ProcessAbandoned)
+_ALIVE = frozenset(
+    (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF)
+)
 
 
 class _Watch:
@@ -330,10 +329,16 @@ class _Watch:
         return "procman.launch watcher"
 
 
-class _Auxiliary(Runnable):
-    """A child the launcher adds (signal receiver, metrics server); never keeps the tree alive."""
+class _Receiver(Runnable):
+    """The launcher's SignalReceiver child: it never keeps the tree alive.
 
-    def __init__(self, inner: Runnable, launch: _Launch) -> None:
+    A terminating signal becomes a graceful shutdown of the root requested by
+    the launcher, and this child returns: whatever the root's restart policy
+    (a TRANSIENT child that raised would be restarted under an intensity), the
+    tree then stops.
+    """
+
+    def __init__(self, inner: SignalReceiver, launch: _Launch) -> None:
         self.inner = inner
         self._launch = launch
 
@@ -351,8 +356,10 @@ class _Auxiliary(Runnable):
         asyncio.get_running_loop().call_soon(launch.check_app_ended)
         try:
             await self.inner.process_start()
+        except TerminationSignal as exc:
+            launch.receiver_signalled(exc.signal)
         finally:
-            if isinstance(self.inner, SignalReceiver) and self.inner.received is None:
+            if self.inner.received is None:
                 # The receiver removed its handlers: the launcher's take over again.
                 launch.install_signal_handlers()
 
@@ -383,6 +390,8 @@ class _Launch:
         self.startup: asyncio.Task[Any] | None = None
         self._stopping_sent = False
         self._ended = False
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # signals ---------------------------------------------------------------------------
@@ -396,12 +405,20 @@ class _Launch:
             loop.add_signal_handler(sig, self._on_reload_signal, sig)
 
     def _on_reload_signal(self, sig: signal.Signals) -> None:
-        # The SignalReceiver handles reloads while it runs; before and after, only this.
-        _log.warning(
-            "%s received while the tree is not running; ignored",
-            sig.name,
-            extra={"procman_event": "procman.signal.ignored"},
-        )
+        # The SignalReceiver handles reloads while it runs (an ordered start may start it
+        # late): before it runs the launcher reloads the tree; before and after, ignored.
+        root = self.root
+        if root is None or root.phase is not ManagerPhase.RUNNING or self._stopping():
+            _log.warning(
+                "%s received while the tree is not running; ignored",
+                sig.name,
+                extra={"procman_event": "procman.signal.ignored"},
+            )
+            return
+        _log.info("received %s", sig.name, extra={"procman_event": "procman.signal.received"})
+        task = asyncio.ensure_future(root.process_handle().reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _stopping(self) -> bool:
         root = self.root
@@ -431,11 +448,20 @@ class _Launch:
         self.auxiliary_live -= 1
         self.check_app_ended()
 
+    def receiver_signalled(self, sig: signal.Signals) -> None:
+        """The SignalReceiver got terminating signal ``sig`` (and logged it)."""
+        if self.signal is None:
+            self.signal = sig
+        if self.root is not None:
+            self.root.request_shutdown()
+
     def check_app_ended(self) -> None:
+        """Shut the tree down once no child but the launcher's is alive (O(tree), rare)."""
         root = self.root
         if root is None or root.phase is not ManagerPhase.RUNNING:
             return
-        if len(root) - self.auxiliary_live > 0:
+        alive = sum(1 for child in root.snapshot().children if child.state in _ALIVE)
+        if alive - self.auxiliary_live > 0:
             return
         _log.info(
             "every application child of %s has ended; shutting the tree down",
@@ -495,19 +521,42 @@ class _Launch:
             root._grace = self.grace
         return metrics
 
-    def _add_children(self, root: ProcessManager, metrics: Any) -> None:
-        children: list[Runnable] = [SignalReceiver()]
-        if metrics is not None:
-            from procman_metrics import MetricsServer
+    def _add_children(self, root: ProcessManager) -> None:
+        root.insert(_Receiver(SignalReceiver(), self))
+        self.auxiliary_live = 1
 
-            metrics.track(root)
-            assert self.metrics_port is not None
-            children.append(
-                MetricsServer(host=self.metrics_host, port=self.metrics_port, metrics=metrics)
-            )
-        for child in children:
-            root.insert(_Auxiliary(child, self))
-        self.auxiliary_live = len(children)
+    async def _serve_metrics(self, root: ProcessManager, metrics: Any) -> None:
+        """Start the metrics server beside the tree and wait until it listens.
+
+        It is not a child of the root: it never keeps the tree alive, answers
+        ``/healthz`` and ``/metrics`` from before the first child starts (an
+        ordered start can take long) until the exit report, and a failure to
+        bind ends the run before the tree starts (MetricsServerError).
+        """
+        from procman_metrics import MetricsServer
+
+        metrics.track(root)
+        assert self.metrics_port is not None
+        server = MetricsServer(host=self.metrics_host, port=self.metrics_port, metrics=metrics)
+        task = asyncio.ensure_future(server.process_start())
+        try:
+            await server.wait_bound()
+        except BaseException:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        self.server = (server, task)
+
+    async def _stop_metrics(self) -> None:
+        if self.server is None:
+            return
+        server, task = self.server
+        self.server = None
+        await server.process_handle().shutdown()
+        for result in await asyncio.gather(task, return_exceptions=True):
+            if isinstance(result, Exception):
+                _log.error("metrics server failed", exc_info=result)
 
     # the run -------------------------------------------------------------------------------
     async def main(self, target: object) -> int:
@@ -526,7 +575,9 @@ class _Launch:
                 self.startup = None
             recorder = ExitRecorder()
             metrics = self._attach(root, recorder)
-            self._add_children(root, metrics)
+            self._add_children(root)
+            if metrics is not None:
+                await self._serve_metrics(root, metrics)
         except TargetError as exc:
             sys.stderr.write(f"{exc}\n")
             sys.stderr.flush()
@@ -541,10 +592,13 @@ class _Launch:
                 extra={"procman_event": "procman.run.failed"},
             )
             return 1
-        if self.signal is not None:
-            return self._signalled(spec)
-        self.root = root
-        return await self._run(root, recorder)
+        try:
+            if self.signal is not None:
+                return self._signalled(spec)
+            self.root = root
+            return await self._run(root, recorder)
+        finally:
+            await self._stop_metrics()
 
     def _signalled(self, what: str) -> int:
         assert self.signal is not None

@@ -127,6 +127,23 @@ def failing_slow() -> ProcessManager:
     return root.insert(runnable(slow_stop, name="slow")).insert(runnable(boom, name="bad"))
 
 
+def ordered_never_ready() -> ProcessManager:
+    # An ordered start waiting for a child that never becomes ready: the launcher's
+    # SignalReceiver child, inserted last, never starts.
+    from procman import ProcessManagerBuilder
+
+    builder = ProcessManagerBuilder().name("app").ordered(True)
+    return builder.pre_insert(runnable(forever, name="db"), wait_ready=True).build()
+
+
+def with_intensity() -> ProcessManager:
+    # Restarts allowed: a receiver that raised TerminationSignal would be restarted.
+    from procman import ProcessManagerBuilder
+
+    builder = ProcessManagerBuilder().name("app").intensity(max_restarts=5, within=60)
+    return builder.pre_insert(runnable(forever, name="worker")).build()
+
+
 def with_metrics() -> ProcessManager:
     from prometheus_client import CollectorRegistry, Counter
 
@@ -348,6 +365,29 @@ def test_sighup_reloads_the_tree(cli: type[Cli]) -> None:
     proc.wait_for("app: reloaded")
     proc.signal(signal.SIGTERM)
     assert proc.finish() == 143, proc.stderr
+
+
+def test_a_signal_stops_a_tree_with_restarts_allowed(cli: type[Cli]) -> None:
+    proc = cli("cliapp:with_intensity")
+    proc.wait_for("app: running")
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 143, proc.stderr
+    assert "will restart" not in proc.stderr and "restarting" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_metrics_and_signals_during_an_ordered_start(cli: type[Cli]) -> None:
+    proc = cli("cliapp:ordered_never_ready", "--metrics-port", "0")
+    base = proc.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+    proc.wait_for("app: running")
+    wait_healthy(base)
+    status, body = get(base + "/readyz")
+    assert status == 503 and "db" in body
+    proc.signal(signal.SIGHUP)  # before the SignalReceiver runs: the launcher reloads
+    proc.wait_for("app: reloaded")
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 143, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_signals_during_a_signal_driven_shutdown_are_ignored(cli: type[Cli]) -> None:
