@@ -351,7 +351,8 @@ class _Receiver(Runnable):
     async def process_start(self) -> None:
         launch = self._launch
         task = asyncio.current_task()
-        if task is not None:
+        if task is not None:  # counted while its task runs (a group restart runs it again)
+            launch.auxiliary_live += 1
             task.add_done_callback(launch.auxiliary_done)
         asyncio.get_running_loop().call_soon(launch.check_app_ended)
         try:
@@ -456,7 +457,12 @@ class _Launch:
             self.root.request_shutdown()
 
     def check_app_ended(self) -> None:
-        """Shut the tree down once no child but the launcher's is alive (O(tree), rare)."""
+        """Shut the tree down once no child but the launcher's is alive (O(tree), rare).
+
+        The receiver counts as the launcher's only while its task runs: not yet
+        started (an ordered start) or waiting for a restart, it keeps the count
+        up, which can only delay this check until it runs, never make it early.
+        """
         root = self.root
         if root is None or root.phase is not ManagerPhase.RUNNING:
             return
@@ -523,7 +529,6 @@ class _Launch:
 
     def _add_children(self, root: ProcessManager) -> None:
         root.insert(_Receiver(SignalReceiver(), self))
-        self.auxiliary_live = 1
 
     async def _serve_metrics(self, root: ProcessManager, metrics: Any) -> None:
         """Start the metrics server beside the tree and wait until it listens.

@@ -144,6 +144,26 @@ def with_intensity() -> ProcessManager:
     return builder.pre_insert(runnable(forever, name="worker")).build()
 
 
+RUNS = {"flaky": 0}
+
+
+async def fails_once(ctx: RuntimeContext) -> None:
+    RUNS["flaky"] += 1
+    log.info("app: run %d", RUNS["flaky"])
+    await asyncio.sleep(0.1)
+    if RUNS["flaky"] == 1:
+        raise RuntimeError("first run fails")
+
+
+def group_restart_tree() -> ProcessManager:
+    # ONE_FOR_ALL: the failure restarts every child, the launcher's receiver included.
+    from procman import ProcessManagerBuilder, Strategy
+
+    builder = ProcessManagerBuilder().name("app").strategy(Strategy.ONE_FOR_ALL)
+    builder.intensity(max_restarts=3, within=60)
+    return builder.pre_insert(runnable(fails_once, name="flaky")).build()
+
+
 def with_metrics() -> ProcessManager:
     from prometheus_client import CollectorRegistry, Counter
 
@@ -328,6 +348,14 @@ def test_a_tree_that_ends_exits_0_though_the_cli_children_still_run(cli: type[Cl
     assert "every application child of app has ended" in proc.stderr
     assert "app ended cleanly" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_tree_ends_after_a_group_restart_of_the_receiver(cli: type[Cli]) -> None:
+    proc = run_to_end(cli, "cliapp:group_restart_tree")
+    assert proc.proc.returncode == 0, proc.stderr
+    assert "app: run 2" in proc.stderr
+    assert "process app/SignalReceiver restarting" in proc.stderr
+    assert "every application child of app has ended" in proc.stderr
 
 
 def test_a_tree_without_children_exits_0_at_once(cli: type[Cli]) -> None:
