@@ -58,8 +58,10 @@ _WANTED = (
 @dataclass(frozen=True, slots=True)
 class ChildOutcome:
     """One child's end: ``state`` is ``stopped``, ``failed``, ``cancelled``,
-    ``abandoned``, ``signalled`` (a SignalReceiver that received a terminating
-    signal) or, for a child that had not ended, ``running``/``backoff``."""
+    ``force-cancelled`` (it did not stop within its grace period),
+    ``abandoned`` (it ignored the cancellation too), ``signalled`` (a
+    SignalReceiver that raised TerminationSignal) or, for a child that had
+    not ended, ``running``/``backoff``."""
 
     path: str
     state: str
@@ -165,6 +167,8 @@ class ExitRecorder:
             case ProcessFailed(exception=exc):
                 self._end(entry, "failed", event.time)
                 entry.last_error = _error_text(exc)
+            case ProcessCancelled(forced=True):
+                self._end(entry, "force-cancelled", event.time)
             case ProcessCancelled():
                 self._end(entry, "cancelled", event.time)
             case ProcessAbandoned():
@@ -224,14 +228,14 @@ def exit_report(
     The record's message is :meth:`ExitReport.summary`; its ``extra`` fields
     are ``procman_event="procman.exit_report"``, ``procman_report`` (a list
     of dicts: ``path``, ``state``, ``restarts``, ``run_time``,
-    ``last_error``) and ``procman_counts``. A report with a failed or
-    abandoned child is logged at WARNING. ``logger=None`` logs nothing.
+    ``last_error``) and ``procman_counts``. A report with a failed,
+    force-cancelled or abandoned child is logged at WARNING. ``logger=None`` logs nothing.
     """
     report = recorder.report()
     if logger is not None:
         target = logging.getLogger(logger) if isinstance(logger, str) else logger
         counts = report.counts()
-        if counts.get("failed") or counts.get("abandoned"):
+        if counts.get("failed") or counts.get("abandoned") or counts.get("force-cancelled"):
             level = max(level, logging.WARNING)
         target.log(
             level,

@@ -165,3 +165,21 @@ def test_the_cli_writes_the_table_on_a_terminal(tmp_path: Path) -> None:
     assert rows[0][4] == "RuntimeError: disk full"
     assert rows[1][:3] == ["app/store/writer", "failed", "0"]
     assert rows[2][:2] == ["app/SignalReceiver", "stopped"]
+
+
+async def test_a_child_that_does_not_stop_in_time_is_force_cancelled() -> None:
+    import asyncio
+
+    async def stubborn(ctx: RuntimeContext) -> None:
+        while True:  # ignores the shutdown message: only the cancellation stops it
+            await ctx.tick(asyncio.sleep(10))
+
+    recorder = ExitRecorder()
+    root = ProcessManager("app", observers=[recorder], shutdown_grace_period=0.05)
+    root.insert(runnable(stubborn, name="stubborn")).insert(runnable(ok, name="job"))
+    task = asyncio.ensure_future(root.process_start())
+    await root.wait_started()
+    await root.process_handle().shutdown()
+    await task
+    states = {c.path: c.state for c in recorder.report().children}
+    assert states == {"app/stubborn": "force-cancelled", "app/job": "stopped"}
