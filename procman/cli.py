@@ -78,9 +78,9 @@ def _host(text: str) -> str:
 
 
 def _level(text: str) -> str:
-    from procman.launch import _level as parse_level
+    from procman.launch import log_level_number
 
-    parse_level(text)
+    log_level_number(text)
     return text.strip().upper()
 
 

@@ -85,7 +85,14 @@ from procman.report import ExitRecorder, exit_report
 from procman.runnable import ProcessControlHandler, Runnable
 from procman.snapshot import ChildState, ManagerPhase
 
-__all__ = ["TargetError", "resolve_target", "run", "wait_tree_ready"]
+__all__ = [
+    "TargetError",
+    "log_level_number",
+    "notify_systemd",
+    "resolve_target",
+    "run",
+    "wait_tree_ready",
+]
 
 _log = logging.getLogger("procman.launch")
 
@@ -681,7 +688,8 @@ def _isatty(stream: Any) -> bool:
 # -- logging set-up ---------------------------------------------------------------------------
 
 
-def _level(value: str | int) -> int:
+def log_level_number(value: str | int) -> int:
+    """A :mod:`logging` level from a name (any case) or a number; ValueError names the choices."""
     if isinstance(value, bool):
         raise TypeError(f"log_level must be a level name or number, got {value!r}")
     if isinstance(value, int):
@@ -838,7 +846,7 @@ def run(
     otel_mode, backend, fmt, grace_s = _check_options(
         metrics_port, metrics_host, otel, log, log_format, grace
     )
-    level = _level(log_level)
+    level = log_level_number(log_level)
     _require_extras(otel_mode, backend, fmt, metrics_port)
     if otel_mode != "none":
         from procman.observe.otel_setup import check_environment
