@@ -204,3 +204,10 @@ def test_resolve_target_errors() -> None:
         resolve_target("procman:nope")
     assert resolve_target("procman:ProcessManager") is ProcessManager
     assert resolve_target("procman.launch:TargetError.__name__") == "TargetError"
+
+
+def test_run_restores_the_signal_handlers() -> None:
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in watched}
+    assert procman.run(runnable(_quick, name="q")) == 0
+    assert {sig: signal.getsignal(sig) for sig in watched} == before
