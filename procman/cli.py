@@ -276,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.basicConfig(
                 level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
             )
+        else:  # loguru: procman's records are disabled until the application enables them
+            from loguru import logger
+
+            logger.remove()
+            logger.add(sys.stderr, level=level)
+            logger.enable("procman")
         return asyncio.run(_run_demo(args))
     return 2  # pragma: no cover - argparse enforces the choices
 

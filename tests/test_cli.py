@@ -57,6 +57,13 @@ def test_demo_stops_gracefully_on_ctrl_c_and_sigterm(sig: signal.Signals) -> Non
             proc.communicate()
 
 
+def test_demo_with_loguru_shows_the_events() -> None:
+    proc = demo("--duration", "1", "--log", "loguru")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "supervisor demo shut down" in out  # procman's loguru records are enabled
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
