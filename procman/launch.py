@@ -591,7 +591,7 @@ class _Launch:
             if metrics is not None:
                 await self._serve_metrics(root, metrics)
         except TargetError as exc:
-            sys.stderr.write(f"{exc}\n")
+            sys.stderr.write(f"procman: {exc}\n")
             sys.stderr.flush()
             return 2
         except Exception as exc:
