@@ -27,6 +27,7 @@ from procman.errors import (
 from procman.events import LifecycleEvent
 from procman.guard import RuntimeGuard, RuntimeHandle, RuntimeTicker
 from procman.handle import ManagerHandle
+from procman.launch import run
 from procman.manager import ProcessManager
 from procman.observer import Fanout, Observer
 from procman.policy import Restart, RestartBackoff, Strategy
@@ -78,6 +79,7 @@ __all__ = [
     "SupportsStartWithContext",
     "TerminationSignal",
     "__version__",
+    "run",
     "runnable",
     "with_runtime_context",
 ]

@@ -30,9 +30,7 @@ class Recorder:
         self.events.append(event)
 
     def names(self, child: str | None = None) -> list[str]:
-        return [
-            e.name for e in self.events if child is None or getattr(e, "child", None) == child
-        ]
+        return [e.name for e in self.events if child is None or getattr(e, "child", None) == child]
 
     def of(self, cls: type[LifecycleEvent]) -> list[LifecycleEvent]:
         return [e for e in self.events if isinstance(e, cls)]

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from procman.observe import OtelTracingObserver
-from procman.observe.otel_setup import configure_sdk
+from procman.observe.otel_setup import check_environment, configure_sdk
 
 
 def test_console_mode_returns_the_observer_and_cleanups(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +60,15 @@ def test_only_http_protobuf(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
 def test_unknown_mode() -> None:
     with pytest.raises(ValueError, match="console"):
         configure_sdk("jaeger", [], set_global=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("var", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"])
+def test_check_environment_before_anything_runs(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+    check_environment("console")  # console reads no exporter variable
+    check_environment("otlp")
+    monkeypatch.setenv(var, "grpc")
+    check_environment("console")
+    with pytest.raises(ValueError, match="http/protobuf"):
+        check_environment("otlp")
+    with pytest.raises(ValueError, match="console"):
+        check_environment("jaeger")

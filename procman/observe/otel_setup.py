@@ -35,7 +35,7 @@ from procman.observer import Observer
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
-__all__ = ["configure_sdk"]
+__all__ = ["check_environment", "configure_sdk"]
 
 _SUPPORTED_PROTOCOL = "http/protobuf"
 
@@ -53,6 +53,19 @@ def _protocol(signal: str) -> str:
     return value
 
 
+def check_environment(mode: str) -> None:
+    """Raise :class:`ValueError` when ``mode`` or the ``OTEL_*`` variables it reads are unusable.
+
+    What :func:`configure_sdk` checks first; launchers call it before starting
+    anything, to report a configuration error as such (``procman run``: exit 2).
+    """
+    if mode not in ("console", "otlp"):
+        raise ValueError(f"mode must be 'console' or 'otlp', got {mode!r}")
+    if mode == "otlp":
+        _protocol("TRACES")
+        _protocol("LOGS")
+
+
 def configure_sdk(
     mode: Literal["console", "otlp"],
     cleanups: list[Callable[[], None]],
@@ -61,11 +74,7 @@ def configure_sdk(
     logger: str = "procman",
 ) -> list[Observer]:
     """Configure the OpenTelemetry SDK for ``mode``; see the module docstring."""
-    if mode not in ("console", "otlp"):
-        raise ValueError(f"mode must be 'console' or 'otlp', got {mode!r}")
-    if mode == "otlp":
-        _protocol("TRACES")
-        _protocol("LOGS")
+    check_environment(mode)
     try:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
