@@ -80,7 +80,7 @@ from procman.events import (
 )
 from procman.manager import ProcessManager
 from procman.observe.logging import LoggingObserver, describe
-from procman.observer import Fanout, Observer
+from procman.observer import Observer
 from procman.report import ExitRecorder, exit_report
 from procman.runnable import ProcessControlHandler, Runnable
 from procman.snapshot import ChildState, ManagerPhase
@@ -510,13 +510,8 @@ class _Launch:
         return first, last
 
     def _attach(self, root: ProcessManager, recorder: ExitRecorder) -> Any:
-        """Add the launcher's observers and grace period to ``root``; return its metrics.
-
-        ProcessManager has no public API yet to add observers to (or set the
-        grace period of) a manager built elsewhere: this is the one place
-        that reaches into it.
-        """
-        own: tuple[Observer, ...] | None = root._own_observers
+        """Add the launcher's observers and grace period to ``root``; return its metrics."""
+        own = root.observers
         app = () if own is None else own  # None: the default logging observer, replaced
         first, last = self._observers(app)
         metrics: Any = None
@@ -529,9 +524,9 @@ class _Launch:
                 self.cleanups.append(metrics.close)
                 last.append(metrics)
         last.extend((recorder, _Watch(self)))
-        root._own_observers = Fanout((*first, *app, *last)).observers
+        root.set_observers((*first, *app, *last))
         if self.grace is not None:
-            root._grace = self.grace
+            root.shutdown_grace_period = self.grace
         return metrics
 
     def _add_children(self, root: ProcessManager) -> None:

@@ -44,7 +44,7 @@ from procman.child import (
     run_observed,
     start_of,
 )
-from procman.errors import ManagerStateError
+from procman.errors import ManagerStateError, TerminationSignal
 from procman.events import (
     ProcessStarting,
 )
@@ -203,7 +203,35 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
 
     @property
     def shutdown_grace_period(self) -> float:
+        """Seconds a shutdown waits before cancelling children (settable until start)."""
         return self._grace
+
+    @shutdown_grace_period.setter
+    def shutdown_grace_period(self, period: float | timedelta) -> None:
+        value = seconds(period, "shutdown_grace_period")
+        self._refuse_while_running("shutdown_grace_period")
+        self._grace = value
+
+    @property
+    def observers(self) -> tuple[Observer, ...] | None:
+        """The observers set on this manager; None means the default (a ``LoggingObserver``
+        for a root, only the inherited ones for a nested manager)."""
+        return self._own_observers
+
+    def set_observers(self, observers: Iterable[Observer] | None) -> None:
+        """Replace this manager's own observers (None: the default); refused while running.
+
+        For launchers that add their observers to a tree built elsewhere.
+        """
+        own = None if observers is None else Fanout(observers).observers
+        self._refuse_while_running("set_observers()")
+        self._own_observers = own
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self._phase is ManagerPhase.RUNNING or self._phase is ManagerPhase.STOPPING:
+            raise ManagerStateError(
+                f"manager {self._path!r} is running: {what} takes effect only before start"
+            )
 
     @property
     def strategy(self) -> Strategy:
@@ -470,6 +498,9 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             rec.timer = None
         if self._phase is not ManagerPhase.RUNNING:
             self._ended_in_shutdown(rec, exc)
+        elif isinstance(exc, TerminationSignal):  # a signal stops the tree, whatever the policy
+            self._retire(rec)
+            self._child_failed(rec, exc)
         elif rec.cascade:
             self._cascade_member_ended(rec)
         else:

@@ -767,3 +767,54 @@ async def test_add_takes_the_same_options() -> None:
             m.add(kid(s, "bad"), ready_timeout=-1)
 
     await run_until(m, check())
+
+
+@pytest.mark.parametrize("restart", [Restart.TRANSIENT, Restart.PERMANENT, Restart.TEMPORARY])
+async def test_a_termination_signal_stops_the_tree_whatever_the_restart_policy(
+    restart: Restart,
+) -> None:
+    import signal
+
+    from procman import TerminationSignal
+
+    async def receiver(ctx: RuntimeContext) -> None:
+        await asyncio.sleep(0)
+        raise TerminationSignal(signal.SIGTERM)
+
+    s = Script()
+    m = (
+        ProcessManagerBuilder()
+        .intensity(max_restarts=10, within=60)
+        .backoff(NO_DELAY)
+        .no_observers()
+        .pre_insert(runnable(receiver, name="signals"), restart=restart)
+        .pre_insert(kid(s, "app"))
+        .build()
+    )
+    with pytest.raises(TerminationSignal):
+        await asyncio.wait_for(m.process_start(), 10)
+    assert "stop:app" in s.log
+
+
+async def test_observers_and_grace_period_can_be_set_before_start_only() -> None:
+    from procman import ManagerStateError
+
+    rec = Rec()
+    m = ProcessManager("app")
+    assert m.observers is None
+    m.set_observers([rec])
+    m.shutdown_grace_period = 1.5
+    assert m.observers == (rec,) and m.shutdown_grace_period == 1.5
+    with pytest.raises(ValueError, match="shutdown_grace_period"):
+        m.shutdown_grace_period = -1
+    s = Script()
+    m.insert(kid(s, "a"))
+    task = asyncio.ensure_future(m.process_start())
+    await m.wait_started()
+    with pytest.raises(ManagerStateError, match="before start"):
+        m.set_observers([])
+    with pytest.raises(ManagerStateError, match="before start"):
+        m.shutdown_grace_period = 3
+    await m.process_handle().shutdown()
+    await task
+    assert rec.events
