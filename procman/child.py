@@ -81,6 +81,7 @@ class ChildRecord:
         "ready",
         "ready_timed_out",
         "ready_timer",
+        "reports_end",
         "restart_count",
         "run_start",
         "runnable",
@@ -117,6 +118,7 @@ class ChildRecord:
         self.run_start = 0.0
         self.exponent = 0
         self.cascade = False
+        self.reports_end = False
         self.task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:

@@ -12,8 +12,12 @@ Where events are emitted (a guarantee observers may rely on):
 
 * :class:`ProcessStarted` and the terminal events of a run
   (:class:`ProcessStopped`, :class:`ProcessFailed`, :class:`ProcessCancelled`)
-  are emitted *inside the child's task*, so an observer can make context
-  current for the run (an OpenTelemetry span, say) and restore it at the end.
+  are emitted *inside the child's task* whenever an observer wants
+  ``ProcessStarted``, so an observer can make context current for the run (an
+  OpenTelemetry span, say) and restore it at the end. When no observer wants
+  ``ProcessStarted`` (the logging backend at INFO or WARNING), the terminal
+  event is emitted by the manager right after the task ended instead: the
+  child then runs without a wrapper frame, as cheaply as with no observer.
 * Every started run has exactly one terminal event.
 * Events of one run are ordered: ``ProcessStarting`` (once per child) ->
   ``ProcessStarted`` -> terminal, and for restarted children

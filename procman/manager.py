@@ -46,7 +46,12 @@ from procman.child import (
 )
 from procman.errors import ManagerStateError, TerminationSignal
 from procman.events import (
+    LifecycleEvent,
+    ProcessCancelled,
+    ProcessFailed,
+    ProcessStarted,
     ProcessStarting,
+    ProcessStopped,
 )
 from procman.handle import ManagerHandle
 from procman.observer import EMPTY, Fanout, Observer
@@ -447,14 +452,21 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             if spec.wait_ready:
                 rec.ready_timer = loop.call_later(spec.ready_timeout, self._ready_expired, rec)
         coro: Coroutine[Any, Any, None] | None = None
-        if (fan.observers or spec.wait_ready) and not getattr(
-            type(runnable), "procman_reports_runs", False
-        ):
+        if getattr(type(runnable), "procman_reports_runs", False):  # lowlevel.ReportsOwnRuns
+            rec.reports_end = False
+        elif spec.wait_ready or (fan.observers and fan.wants(ProcessStarted)):
+            # Someone wants the run's start: events are emitted inside the child's task
+            # (where an OpenTelemetry span can be made current for the whole run).
+            rec.reports_end = False
             coro = run_observed(rec, runnable.process_start)
+        elif fan.observers:
+            # Observers that want only how runs end (the logging backend at WARNING)
+            # get the terminal event from the done callback: no wrapper frame per child.
+            rec.reports_end = True
+            rec.run_start = time.monotonic()
         if coro is None:
-            # The child's own coroutine is the task (no wrapper frame): a runnable that
-            # reports its own runs, or no observer at all. snapshot() tells STARTING
-            # from RUNNING by the coroutine's state.
+            # The child's own coroutine is the task (no wrapper frame). snapshot() tells
+            # STARTING from RUNNING by the coroutine's state.
             try:
                 start = runnable.process_start()
             except (KeyboardInterrupt, SystemExit):
@@ -472,6 +484,46 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         self._live[task] = rec
         task.add_done_callback(self._done_callback, context=context)
 
+    def _emit_end(self, rec: ChildRecord, exc: BaseException | None, state: ChildState) -> None:
+        """The terminal event of a run that ran without the wrapper (see :meth:`_run`)."""
+        fan = self._fanout
+        now = time.monotonic()
+        event: LifecycleEvent
+        if state is ChildState.CANCELLED:
+            if not fan.wants(ProcessCancelled):
+                return
+            event = ProcessCancelled(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - rec.run_start,
+                forced=rec.force_cancelled,
+                requested=rec.force_cancelled or self.shutdown_requested(),
+            )
+        elif exc is not None:
+            if not fan.wants(ProcessFailed):
+                return
+            event = ProcessFailed(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - rec.run_start,
+                exception=exc,
+            )
+        else:
+            if not fan.wants(ProcessStopped):
+                return
+            event = ProcessStopped(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - rec.run_start,
+            )
+        fan.emit(event)
+
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
@@ -488,6 +540,8 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         if rec is None:  # abandoned earlier; its late end changes nothing
             return
         rec.state = state
+        if rec.reports_end:
+            self._emit_end(rec, exc, state)
         if not rec.ready:
             rec.ready = True
             self._unready -= 1
