@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from procman._state import ManagerState, cancel_timer, wake_all
 from procman.child import ChildRecord
@@ -27,17 +26,16 @@ class ReadinessMixin(ManagerState):
         cancel_timer(rec.ready_timer)
         rec.ready_timer = None
         fan = self._fanout
-        if fan.observers and fan.wants(ProcessReady):
-            now = time.monotonic()
-            fan.emit(
-                ProcessReady(
-                    supervisor=self._path,
-                    child=rec.name,
-                    time=now,
-                    restart_count=rec.restart_count,
-                    duration=now - rec.run_start,
-                )
-            )
+        fan.emit_new(
+            ProcessReady,
+            lambda now: ProcessReady(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - rec.run_start,
+            ),
+        )
         if rec is self._starting:
             self._starting = None
             self._start_next()

@@ -69,19 +69,17 @@ class RestartMixin(ManagerState):
         self, rec: ChildRecord, exc: BaseException | None, members: list[ChildRecord]
     ) -> None:
         fan = self._fanout
-        if fan.observers and fan.wants(RestartRequested):
-            fan.emit(
-                RestartRequested(
-                    supervisor=self._path,
-                    time=time.monotonic(),
-                    strategy=self._strategy.value,
-                    trigger=rec.name,
-                    children=tuple(
-                        m.name for m in members if m.spec.restart is not Restart.TEMPORARY
-                    ),
-                    exception=exc,
-                )
-            )
+        fan.emit_new(
+            RestartRequested,
+            lambda now: RestartRequested(
+                supervisor=self._path,
+                time=now,
+                strategy=self._strategy.value,
+                trigger=rec.name,
+                children=tuple(m.name for m in members if m.spec.restart is not Restart.TEMPORARY),
+                exception=exc,
+            ),
+        )
 
     def _delay_for(self, rec: ChildRecord) -> float:
         backoff = self._backoff
@@ -92,18 +90,18 @@ class RestartMixin(ManagerState):
 
     def _emit_scheduled(self, rec: ChildRecord, delay: float, exc: BaseException | None) -> None:
         fan = self._fanout
-        if fan.observers and fan.wants(RestartScheduled):
-            fan.emit(
-                RestartScheduled(
-                    supervisor=self._path,
-                    child=rec.name,
-                    time=time.monotonic(),
-                    attempt=rec.restart_count + 1,
-                    delay=delay,
-                    exception=exc,
-                    strategy=self._strategy.value,
-                )
-            )
+        fan.emit_new(
+            RestartScheduled,
+            lambda now: RestartScheduled(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                attempt=rec.restart_count + 1,
+                delay=delay,
+                exception=exc,
+                strategy=self._strategy.value,
+            ),
+        )
 
     def _schedule_restart(self, rec: ChildRecord, exc: BaseException | None, t0: float) -> None:
         delay = self._delay_for(rec)
@@ -123,18 +121,17 @@ class RestartMixin(ManagerState):
 
     def _emit_restart_completed(self, trigger: ChildRecord, t0: float) -> None:
         fan = self._fanout
-        if fan.observers and fan.wants(RestartCompleted):
-            now = time.monotonic()
-            fan.emit(
-                RestartCompleted(
-                    supervisor=self._path,
-                    time=now,
-                    strategy=self._strategy.value,
-                    trigger=trigger.name,
-                    duration=now - t0,
-                    start_time=t0,
-                )
-            )
+        fan.emit_new(
+            RestartCompleted,
+            lambda now: RestartCompleted(
+                supervisor=self._path,
+                time=now,
+                strategy=self._strategy.value,
+                trigger=trigger.name,
+                duration=now - t0,
+                start_time=t0,
+            ),
+        )
 
     def _rerun(self, rec: ChildRecord) -> None:
         """Start the next run of a restarted child (it keeps its place in the start order)."""
@@ -143,15 +140,15 @@ class RestartMixin(ManagerState):
         rec.force_cancelled = False
         rec.state = ChildState.STARTING
         fan = self._fanout
-        if fan.observers and fan.wants(ProcessRestarted):
-            fan.emit(
-                ProcessRestarted(
-                    supervisor=self._path,
-                    child=rec.name,
-                    time=time.monotonic(),
-                    attempt=rec.restart_count,
-                )
-            )
+        fan.emit_new(
+            ProcessRestarted,
+            lambda now: ProcessRestarted(
+                supervisor=self._path,
+                child=rec.name,
+                time=now,
+                attempt=rec.restart_count,
+            ),
+        )
         self._run(rec)
 
     def _cascade_stop_next(self) -> None:

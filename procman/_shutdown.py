@@ -34,16 +34,16 @@ class ShutdownMixin(ManagerState):
         started = self._shutdown_started
         self._shutdown_started = None  # reported once
         fan = self._fanout
-        if started is not None and fan.observers and fan.wants(ShutdownCompleted):
-            now = time.monotonic()
-            fan.emit(
-                ShutdownCompleted(
+        if started is not None:
+            fan.emit_new(
+                ShutdownCompleted,
+                lambda now: ShutdownCompleted(
                     supervisor=self._path,
                     time=now,
                     duration=now - started,
                     forced=self._forced,
                     start_time=started,
-                )
+                ),
             )
         ended = self._ended
         if ended is not None and not ended.done():
@@ -81,20 +81,20 @@ class ShutdownMixin(ManagerState):
         if self._phase is not ManagerPhase.RUNNING:
             return
         self._phase = ManagerPhase.STOPPING
-        now = self._shutdown_started = time.monotonic()
+        self._shutdown_started = time.monotonic()
         self._drop_queued()
         live = list(self._live.values())
         fan = self._fanout
-        if fan.observers and fan.wants(ShutdownRequested):
-            fan.emit(
-                ShutdownRequested(
-                    supervisor=self._path,
-                    time=now,
-                    reason=reason,
-                    children=len(live),
-                    exception=exc,
-                )
-            )
+        fan.emit_new(
+            ShutdownRequested,
+            lambda now: ShutdownRequested(
+                supervisor=self._path,
+                time=now,
+                reason=reason,
+                children=len(live),
+                exception=exc,
+            ),
+        )
         loop = self._loop
         if not live or loop is None:
             if not self._busy():
@@ -185,12 +185,12 @@ class ShutdownMixin(ManagerState):
     def _cancel_child(self, rec: ChildRecord, period: float, now: float) -> None:
         rec.force_cancelled = True
         fan = self._fanout
-        if fan.observers and fan.wants(ProcessStopTimedOut):
-            fan.emit(
-                ProcessStopTimedOut(
-                    supervisor=self._path, child=rec.name, time=now, grace_period=period
-                )
-            )
+        fan.emit_new(
+            ProcessStopTimedOut,
+            lambda now: ProcessStopTimedOut(
+                supervisor=self._path, child=rec.name, time=now, grace_period=period
+            ),
+        )
         assert rec.task is not None
         rec.task.cancel()
         self._forced += 1
@@ -236,8 +236,6 @@ class ShutdownMixin(ManagerState):
 
     def _abandon(self) -> None:
         self._abandon_timer = None
-        fan = self._fanout
-        now = time.monotonic()
         for task, rec in list(self._live.items()):
             if task.done():  # ended already; its done callback is queued and will report it
                 continue
@@ -246,15 +244,7 @@ class ShutdownMixin(ManagerState):
                 continue  # a subtree that has wound down ends on its next step: not stubborn
             del self._live[task]
             rec.abandoned = True
-            if fan.observers and fan.wants(ProcessAbandoned):
-                fan.emit(
-                    ProcessAbandoned(
-                        supervisor=self._path,
-                        child=rec.name,
-                        time=now,
-                        restart_count=rec.restart_count,
-                    )
-                )
+            self._report_abandoned(rec)
             log.error(
                 "procman: %s/%s ignored cancellation for %.1fs; abandoning its task %r",
                 self._path,
@@ -264,6 +254,14 @@ class ShutdownMixin(ManagerState):
             )
         if not self._live:
             self._all_ended()
+
+    def _report_abandoned(self, rec: ChildRecord) -> None:
+        self._fanout.emit_new(
+            ProcessAbandoned,
+            lambda now: ProcessAbandoned(
+                supervisor=self._path, child=rec.name, time=now, restart_count=rec.restart_count
+            ),
+        )
 
     async def reload(self) -> None:
         """Forward a reload to every running child concurrently and wait for them.
@@ -276,8 +274,10 @@ class ShutdownMixin(ManagerState):
         live = list(self._live.values())
         fan = self._fanout
         t0 = time.monotonic()
-        if fan.observers and fan.wants(ReloadRequested):
-            fan.emit(ReloadRequested(supervisor=self._path, time=t0, children=len(live)))
+        fan.emit_new(
+            ReloadRequested,
+            lambda now: ReloadRequested(supervisor=self._path, time=now, children=len(live)),
+        )
         pending = [t for rec in live if (t := self._send(rec, RELOAD)) is not None]
         result: Any = "ok"
         errors = 0
@@ -296,15 +296,14 @@ class ShutdownMixin(ManagerState):
             for task in pending:
                 if not task.done():
                     task.cancel()
-            if fan.observers and fan.wants(ReloadCompleted):
-                now = time.monotonic()
-                fan.emit(
-                    ReloadCompleted(
-                        supervisor=self._path,
-                        time=now,
-                        duration=now - t0,
-                        result=result,
-                        errors=errors,
-                        start_time=t0,
-                    )
-                )
+            fan.emit_new(
+                ReloadCompleted,
+                lambda now: ReloadCompleted(
+                    supervisor=self._path,
+                    time=now,
+                    duration=now - t0,
+                    result=result,
+                    errors=errors,
+                    start_time=t0,
+                ),
+            )

@@ -38,6 +38,7 @@ __all__ = [
     "Owner",
     "current_child",
     "current_supervisor",
+    "emit_end",
     "run_observed",
     "signal_ready",
     "start_of",
@@ -205,64 +206,74 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
             raise
         return
     t0 = time.monotonic()
-    if fan.wants(ProcessStarted):
-        fan.emit(
-            ProcessStarted(
-                supervisor=rec.owner.path,
-                child=rec.name,
-                time=t0,
-                restart_count=rec.restart_count,
-            )
-        )
+    fan.emit_new(
+        ProcessStarted,
+        lambda now: ProcessStarted(
+            supervisor=rec.owner.path, child=rec.name, time=now, restart_count=rec.restart_count
+        ),
+    )
     try:
         await _checked(start)
     except asyncio.CancelledError:
         if rec.ready_timed_out:
             error = _ready_timeout(rec)
-            _emit_failed(rec, fan, t0, error)
+            emit_end(rec, fan, t0, error, cancelled=False)
             raise error from None
-        if not rec.abandoned and fan.wants(ProcessCancelled):
-            now = time.monotonic()
-            fan.emit(
-                ProcessCancelled(
-                    supervisor=rec.owner.path,
-                    child=rec.name,
-                    time=now,
-                    restart_count=rec.restart_count,
-                    duration=now - t0,
-                    forced=rec.force_cancelled,
-                    requested=rec.force_cancelled or rec.owner.shutdown_requested(),
-                )
-            )
+        emit_end(rec, fan, t0, None, cancelled=True)
         raise
     except BaseException as exc:
-        _emit_failed(rec, fan, t0, exc)
+        emit_end(rec, fan, t0, exc, cancelled=False)
         raise
-    if not rec.abandoned and fan.wants(ProcessStopped):
-        now = time.monotonic()
-        fan.emit(
-            ProcessStopped(
-                supervisor=rec.owner.path,
+    emit_end(rec, fan, t0, None, cancelled=False)
+
+
+def emit_end(
+    rec: ChildRecord, fan: Fanout, t0: float, exc: BaseException | None, *, cancelled: bool
+) -> None:
+    """Emit the terminal event of the run of ``rec`` that began at ``t0`` (if wanted).
+
+    ``cancelled``: the run ended by cancellation (``ProcessCancelled``); else
+    ``exc`` is its failure (``ProcessFailed``) or None (``ProcessStopped``).
+    Nothing for an abandoned child: ``ProcessAbandoned`` was its terminal event.
+    """
+    if rec.abandoned:
+        return
+    path = rec.owner.path
+    if cancelled:
+        fan.emit_new(
+            ProcessCancelled,
+            lambda now: ProcessCancelled(
+                supervisor=path,
                 child=rec.name,
                 time=now,
                 restart_count=rec.restart_count,
                 duration=now - t0,
-            )
+                forced=rec.force_cancelled,
+                requested=rec.force_cancelled or rec.owner.shutdown_requested(),
+            ),
         )
-
-
-def _emit_failed(rec: ChildRecord, fan: Fanout, t0: float, exc: BaseException) -> None:
-    if not rec.abandoned and fan.wants(ProcessFailed):
-        now = time.monotonic()
-        fan.emit(
-            ProcessFailed(
-                supervisor=rec.owner.path,
+    elif exc is not None:
+        fan.emit_new(
+            ProcessFailed,
+            lambda now: ProcessFailed(
+                supervisor=path,
                 child=rec.name,
                 time=now,
                 restart_count=rec.restart_count,
                 duration=now - t0,
                 exception=exc,
-            )
+            ),
+        )
+    else:
+        fan.emit_new(
+            ProcessStopped,
+            lambda now: ProcessStopped(
+                supervisor=path,
+                child=rec.name,
+                time=now,
+                restart_count=rec.restart_count,
+                duration=now - t0,
+            ),
         )
 
 

@@ -41,17 +41,14 @@ from procman.child import (
     ChildRecord,
     Owner,
     current_child,
+    emit_end,
     run_observed,
     start_of,
 )
 from procman.errors import ManagerStateError, TerminationSignal
 from procman.events import (
-    LifecycleEvent,
-    ProcessCancelled,
-    ProcessFailed,
     ProcessStarted,
     ProcessStarting,
-    ProcessStopped,
 )
 from procman.handle import ManagerHandle
 from procman.observer import EMPTY, Fanout, Observer
@@ -431,9 +428,10 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         return ChildRecord(self, runnable, name, spec, self._seq)
 
     def _first_run(self, rec: ChildRecord) -> None:
-        fan = self._fanout
-        if fan.observers and fan.wants(ProcessStarting):
-            fan.emit(ProcessStarting(supervisor=self._path, child=rec.name, time=time.monotonic()))
+        self._fanout.emit_new(
+            ProcessStarting,
+            lambda now: ProcessStarting(supervisor=self._path, child=rec.name, time=now),
+        )
         self._run(rec)
 
     def _run(self, rec: ChildRecord) -> None:
@@ -484,46 +482,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         self._live[task] = rec
         task.add_done_callback(self._done_callback, context=context)
 
-    def _emit_end(self, rec: ChildRecord, exc: BaseException | None, state: ChildState) -> None:
-        """The terminal event of a run that ran without the wrapper (see :meth:`_run`)."""
-        fan = self._fanout
-        now = time.monotonic()
-        event: LifecycleEvent
-        if state is ChildState.CANCELLED:
-            if not fan.wants(ProcessCancelled):
-                return
-            event = ProcessCancelled(
-                supervisor=self._path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - rec.run_start,
-                forced=rec.force_cancelled,
-                requested=rec.force_cancelled or self.shutdown_requested(),
-            )
-        elif exc is not None:
-            if not fan.wants(ProcessFailed):
-                return
-            event = ProcessFailed(
-                supervisor=self._path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - rec.run_start,
-                exception=exc,
-            )
-        else:
-            if not fan.wants(ProcessStopped):
-                return
-            event = ProcessStopped(
-                supervisor=self._path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - rec.run_start,
-            )
-        fan.emit(event)
-
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
         return self._live.get(task)
@@ -540,8 +498,8 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         if rec is None:  # abandoned earlier; its late end changes nothing
             return
         rec.state = state
-        if rec.reports_end:
-            self._emit_end(rec, exc, state)
+        if rec.reports_end:  # ran without the wrapper: its terminal event comes from here
+            emit_end(rec, self._fanout, rec.run_start, exc, cancelled=task.cancelled())
         if not rec.ready:
             rec.ready = True
             self._unready -= 1

@@ -27,8 +27,9 @@ Contract for observers:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from procman.events import LifecycleEvent
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["Fanout", "Observer"]
 
 _log = logging.getLogger("procman")
+
+E = TypeVar("E", bound=LifecycleEvent)
 
 
 @runtime_checkable
@@ -91,6 +94,15 @@ class Fanout:
                 self._report(self.observers[i], f"wants({event_type.__name__})")
                 return True
         return False
+
+    def emit_new(self, event_type: type[E], build: Callable[[float], E]) -> None:
+        """Deliver ``build(now)`` only if some observer wants ``event_type``.
+
+        The one way procman emits: an event nobody wants is never built.
+        ``now`` is :func:`time.monotonic`, the event's ``time``.
+        """
+        if self.observers and self.wants(event_type):
+            self.emit(build(time.monotonic()))
 
     def emit(self, event: LifecycleEvent) -> None:
         """Deliver ``event`` to every observer; never raises (but KeyboardInterrupt/SystemExit)."""

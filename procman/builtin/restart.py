@@ -138,32 +138,13 @@ class RestartSupervisor(Runnable):
                 delay = self._backoff.delay(exponent)
                 attempt = rec.restart_count + 1
                 rec.state = ChildState.BACKOFF
-                fan = rec.owner.fanout
-                if fan.observers and fan.wants(RestartScheduled):
-                    fan.emit(
-                        RestartScheduled(
-                            supervisor=rec.owner.path,
-                            child=rec.name,
-                            time=now,
-                            attempt=attempt,
-                            delay=delay,
-                            exception=error,
-                        )
-                    )
+                _report_scheduled(rec, attempt, delay, error)
                 del error
                 if not await self._sleep(delay):
                     return
                 self._restart_count = rec.restart_count = attempt
                 rec.started_at = time.time()
-                if fan.observers and fan.wants(ProcessRestarted):
-                    fan.emit(
-                        ProcessRestarted(
-                            supervisor=rec.owner.path,
-                            child=rec.name,
-                            time=time.monotonic(),
-                            attempt=attempt,
-                        )
-                    )
+                _report_restarted(rec, attempt)
         finally:
             self._stopping = False
 
@@ -192,6 +173,29 @@ class RestartSupervisor(Runnable):
 
     def __repr__(self) -> str:
         return f"<RestartSupervisor of {self._child.process_name()!r}>"
+
+
+def _report_scheduled(rec: ChildRecord, attempt: int, delay: float, error: Exception) -> None:
+    rec.owner.fanout.emit_new(
+        RestartScheduled,
+        lambda now: RestartScheduled(
+            supervisor=rec.owner.path,
+            child=rec.name,
+            time=now,
+            attempt=attempt,
+            delay=delay,
+            exception=error,
+        ),
+    )
+
+
+def _report_restarted(rec: ChildRecord, attempt: int) -> None:
+    rec.owner.fanout.emit_new(
+        ProcessRestarted,
+        lambda now: ProcessRestarted(
+            supervisor=rec.owner.path, child=rec.name, time=now, attempt=attempt
+        ),
+    )
 
 
 def _set_once(fut: asyncio.Future[None]) -> None:
