@@ -1,12 +1,14 @@
-"""Per-child bookkeeping and the observed run of one child.
+"""Per-child bookkeeping and the observed run of one child (internal).
 
-:class:`ChildRecord` is what a manager keeps for each child. The manager
-whose children run in the current context is in :data:`CURRENT_SUPERVISOR`
-(set once per manager, not per child: a per-child context variable write
-would double the cost of spawning). :func:`current_child` finds the record
-of the child whose task is running, which is how nested managers find their
-parent and how wrappers such as :class:`procman.builtin.RestartSupervisor`
-report their runs.
+The public face of this module is :mod:`procman.lowlevel`. :class:`ChildRecord`
+is what a manager keeps for each child. The manager whose children run in
+the current context is in ``CURRENT_SUPERVISOR`` (set once per manager, not
+per child: a per-child context variable write would double the cost of
+spawning; only managers set it, everyone else reads it through
+:func:`current_supervisor`). :func:`current_child` finds the record of the
+child whose task is running, which is how nested managers find their parent
+and how wrappers such as :class:`procman.builtin.RestartSupervisor` report
+their runs.
 """
 
 from __future__ import annotations
