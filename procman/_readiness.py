@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from procman._state import ManagerState, cancel_timer, wake_all
 from procman.child import ChildRecord
@@ -89,6 +90,7 @@ class ReadinessMixin(ManagerState):
         while self._starting is None and pending and self._phase is ManagerPhase.RUNNING:
             rec = pending.popleft()
             if rec.task is None:
+                rec.run_start = time.monotonic()  # its turn: the run (and ready_timeout) begin
                 self._first_run(rec)
             else:
                 self._rerun(rec)

@@ -83,7 +83,7 @@ class RestartMixin(ManagerState):
 
     def _delay_for(self, rec: ChildRecord) -> float:
         backoff = self._backoff
-        if time.time() - rec.started_at >= backoff.reset_threshold:
+        if time.monotonic() - rec.run_start >= backoff.reset_threshold:
             rec.exponent = 0
         rec.exponent += 1
         return backoff.delay(rec.exponent)
@@ -136,7 +136,7 @@ class RestartMixin(ManagerState):
     def _rerun(self, rec: ChildRecord) -> None:
         """Start the next run of a restarted child (it keeps its place in the start order)."""
         rec.restart_count += 1
-        rec.started_at = time.time()
+        rec.run_start = time.monotonic()
         rec.force_cancelled = False
         rec.state = ChildState.STARTING
         fan = self._fanout

@@ -90,7 +90,6 @@ class ChildRecord:
         "runnable",
         "seq",
         "spec",
-        "started_at",
         "state",
         "task",
         "timer",
@@ -103,6 +102,7 @@ class ChildRecord:
         name: str,
         spec: ChildSpec = DEFAULT_SPEC,
         seq: int = 0,
+        run_start: float | None = None,
     ) -> None:
         self.owner = owner
         self.runnable = runnable
@@ -110,7 +110,9 @@ class ChildRecord:
         self.spec = spec
         self.seq = seq
         self.state = ChildState.STARTING
-        self.started_at = time.time()
+        # when the current run began (time.monotonic()); children started together
+        # share one float object, so a big tree pays no float per child
+        self.run_start = time.monotonic() if run_start is None else run_start
         self.restart_count = 0
         self.force_cancelled = False
         self.abandoned = False
@@ -118,11 +120,15 @@ class ChildRecord:
         self.ready_timed_out = False
         self.ready_timer: asyncio.TimerHandle | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.run_start = 0.0
         self.exponent = 0
         self.cascade = False
         self.reports_end = False
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def started_at(self) -> float:
+        """Wall-clock time (:func:`time.time`) the current run began."""
+        return time.time() - (time.monotonic() - self.run_start)
 
     def __repr__(self) -> str:
         return f"<ChildRecord {self.owner.path}/{self.name} {self.state.value}>"

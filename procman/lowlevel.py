@@ -12,7 +12,8 @@ Finding where you run:
   current context (None outside supervision).
 * :func:`current_record` -- the mutable bookkeeping record of the child
   whose task is running (None outside a supervised child's own task). A
-  wrapper updates ``restart_count``, ``state`` and ``started_at`` on it.
+  wrapper updates ``restart_count``, ``state`` and ``run_start`` (a
+  :func:`time.monotonic` time; ``started_at`` is its wall-clock view) on it.
 * :func:`signal_ready` -- what ``guard.ready()`` and ``ctx.ready()`` call.
 
 Reporting runs yourself (:class:`ReportsOwnRuns`): a runnable whose class

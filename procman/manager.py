@@ -420,12 +420,17 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             self._pending.extend(self._new_record(*entry) for entry in self._inserted)
             self._start_next()
         else:
+            now = time.monotonic()
             for entry in self._inserted:
-                self._first_run(self._new_record(*entry))
+                self._first_run(self._new_record(*entry, now))
 
-    def _new_record(self, runnable: Runnable, name: str, spec: ChildSpec) -> ChildRecord:
-        self._seq += 1
-        return ChildRecord(self, runnable, name, spec, self._seq)
+    def _new_record(
+        self, runnable: Runnable, name: str, spec: ChildSpec, now: float | None = None
+    ) -> ChildRecord:
+        seq = 0
+        if self._ordered or self._strategy is not Strategy.ONE_FOR_ONE:
+            seq = self._seq = self._seq + 1  # start order, only when a policy needs it
+        return ChildRecord(self, runnable, name, spec, seq, now)
 
     def _first_run(self, rec: ChildRecord) -> None:
         self._fanout.emit_new(
@@ -445,7 +450,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         wait_ready = spec.wait_ready or isinstance(runnable, ProcessManager)
         if wait_ready:
             rec.ready = False
-            rec.run_start = time.monotonic()
             self._unready += 1
             if spec.wait_ready:
                 rec.ready_timer = loop.call_later(spec.ready_timeout, self._ready_expired, rec)
@@ -461,7 +465,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             # Observers that want only how runs end (the logging backend at WARNING)
             # get the terminal event from the done callback: no wrapper frame per child.
             rec.reports_end = True
-            rec.run_start = time.monotonic()
         if coro is None:
             # The child's own coroutine is the task (no wrapper frame). snapshot() tells
             # STARTING from RUNNING by the coroutine's state.

@@ -143,7 +143,7 @@ class RestartSupervisor(Runnable):
                 if not await self._sleep(delay):
                     return
                 self._restart_count = rec.restart_count = attempt
-                rec.started_at = time.time()
+                rec.run_start = time.monotonic()
                 _report_restarted(rec, attempt)
         finally:
             self._stopping = False
