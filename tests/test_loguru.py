@@ -1,4 +1,4 @@
-"""LoguruObserver: disabled until enabled, bound structured fields, levels, trace ids."""
+"""LoguruObserver: on once attached, structured fields, levels, trace ids, loguru filters."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def sink() -> Iterator[Sink]:
     try:
         yield s
     finally:
-        logger.disable("procman")
+        logger.enable("procman")
         logger.remove(handler)
 
 
@@ -140,7 +140,7 @@ async def test_trace_ids_of_the_child_span(sink: Sink, otel_first: bool) -> None
     provider.shutdown()
 
 
-async def test_disabled_until_the_app_enables_procman() -> None:
+async def test_disable_procman_silences_records() -> None:
     s = Sink()
     handler = logger.add(s, level="DEBUG", format="{message}")
     try:
@@ -150,25 +150,42 @@ async def test_disabled_until_the_app_enables_procman() -> None:
         logger.info("the application's own records still flow")
         assert len(s.records) == 1
     finally:
+        logger.enable("procman")
         logger.remove(handler)
 
 
-def test_wants_follows_the_lowest_handler_level() -> None:
-    observer = LoguruObserver()
-    handlers = dict(logger._core.handlers)  # type: ignore[attr-defined]
-    logger.remove()
-    try:
-        hid = logger.add(lambda m: None, level="INFO")
-        assert not observer.wants(ProcessStarted)
-        assert not observer.wants(ProcessStarting)
-        from procman.events import ProcessFailed, ShutdownRequested
+def test_records_below_every_handler_level_build_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """loguru filters before the patcher runs: no message, no fields for a dropped record."""
+    import procman.observe.loguru as backend
+    from procman.events import ProcessFailed, ShutdownRequested
 
-        assert observer.wants(ProcessFailed)
-        assert observer.wants(ShutdownRequested)
-        logger.remove(hid)
+    calls: list[str] = []
+    real = backend.describe
+
+    def counting(event: Any) -> Any:
+        calls.append(event.name)
+        return real(event)
+
+    monkeypatch.setattr(backend, "describe", counting)
+    s = Sink()
+    logger.remove()  # the default stderr handler takes DEBUG
+    hid = logger.add(s, level="INFO", format="{message}")
+    try:
+        observer = LoguruObserver()
+        for cls in (ProcessStarted, ProcessStarting, ProcessFailed, ShutdownRequested):
+            assert observer.wants(cls)  # loguru has no public level query: it filters itself
+        observer.on_event(ProcessStarted(supervisor="root", child="a", time=0.0))
+        observer.on_event(ProcessStarting(supervisor="root", child="a", time=0.0))
+        assert calls == [] and s.records == []
+        observer.on_event(
+            ShutdownRequested(supervisor="root", time=0.0, reason="requested", children=1)
+        )
+        assert calls == ["procman.shutdown.requested"]
+        assert [r["extra"]["event"] for r in s.records] == ["procman.shutdown.requested"]
+        assert "procman_lifecycle_event" not in s.records[0]["extra"]
     finally:
-        if handlers:
-            logger.add(sys.stderr)
+        logger.remove(hid)
+        logger.add(sys.stderr)
 
 
 def _run(code: str) -> str:
@@ -203,12 +220,14 @@ asyncio.run(main())
 """
 
 
-def test_import_disables_and_enable_after_import_works() -> None:
-    assert _run(SCRIPT.replace("{before}", "").replace("{after}", "")) == ""
-    out = _run(SCRIPT.replace("{before}", "").replace("{after}", 'logger.enable("procman")'))
+def test_records_flow_once_attached_whatever_the_import_order() -> None:
+    out = _run(SCRIPT.replace("{before}", "").replace("{after}", ""))
     assert "procman.shutdown.requested root" in out
-
-
-def test_an_enable_before_import_is_kept() -> None:
     out = _run(SCRIPT.replace("{before}", 'logger.enable("procman")').replace("{after}", ""))
     assert "procman.shutdown.completed root" in out
+
+
+def test_disable_after_import_silences() -> None:
+    assert (
+        _run(SCRIPT.replace("{before}", "").replace("{after}", 'logger.disable("procman")')) == ""
+    )

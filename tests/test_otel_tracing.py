@@ -21,7 +21,7 @@ from procman import ProcessControlHandler, ProcessManager, Runnable, RuntimeCont
 from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
 from procman.events import ProcessStarted, ShutdownRequested
 from procman.observe import OtelTracingObserver
-from procman.observe.otel import error_type
+from procman.vocabulary import qualified_error_type as error_type
 
 
 class Boom(Exception):

@@ -39,12 +39,29 @@ nothing per run (``child_spans="none"``)
     :class:`~procman.events.ReloadCompleted`: ``procman.reload.result``
     (status ERROR unless ok), ``procman.reload.children``, ``procman.reload.errors``.
 ``procman.child.restart``
-    The backoff of a :class:`~procman.builtin.RestartSupervisor`, from
+    The backoff of a restarted child, from
     :class:`~procman.events.RestartScheduled` to :class:`~procman.events.ProcessRestarted`:
     ``procman.restart.attempt``, ``procman.restart.delay`` (seconds), the
-    ``error.type`` that caused it. It links to the failed run and the next
+    ``error.type`` that caused it, ``procman.restart.strategy`` when a
+    manager's strategy restarts it. It links to the failed run and the next
     run links to it. A backoff cut
     short by a shutdown ends with ``procman.restart.interrupted`` true.
+``procman.restart``
+    A manager's restart decision, from :class:`~procman.events.RestartRequested`
+    to :class:`~procman.events.RestartCompleted` (a ONE_FOR_ALL / REST_FOR_ONE
+    cascade is one span): ``procman.restart.strategy``,
+    ``procman.restart.trigger`` (the child whose end caused it),
+    ``procman.restart.children`` (how many children it restarts),
+    ``procman.restart.result`` (ok, cancelled) and the ``error.type`` of the
+    failure that caused it. A child of the manager's run span when there is one.
+
+Span event ``procman.child.ready`` on the run span (``child_spans="run"``)
+when the child signals readiness (:class:`~procman.events.ProcessReady`,
+emitted in the child's task): ``procman.child.duration`` (seconds since the
+run started) and ``procman.child.restart_count``. In ``"link"`` mode the
+start span has already ended, so readiness shows in logs and metrics only.
+
+Every name comes from :mod:`procman.vocabulary`.
 
 Current-context guarantee: the run span (or start span) is current in the
 child's task from ``ProcessStarted`` until the terminal event has been
@@ -77,35 +94,49 @@ except ImportError as exc:  # pragma: no cover - exercised with the extra missin
         "procman.observe.OtelTracingObserver needs opentelemetry-api: pip install 'procman[otel]'"
     ) from exc
 
+from procman import vocabulary as v
 from procman._version import __version__
 from procman.events import (
     LifecycleEvent,
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
+    ProcessReady,
     ProcessRestarted,
     ProcessStarted,
     ProcessStopped,
     ProcessStopTimedOut,
     ReloadCompleted,
     ReloadRequested,
+    RestartCompleted,
+    RestartRequested,
     RestartScheduled,
     ShutdownCompleted,
     ShutdownRequested,
 )
+from procman.vocabulary import qualified_error_type
 
-__all__ = ["ChildSpans", "OtelTracingObserver", "error_type"]
+__all__ = ["ChildSpans", "OtelTracingObserver"]
 
 ChildSpans = Literal["run", "link", "none"]
 
-SUPERVISOR = "procman.supervisor.name"
-CHILD = "procman.child.name"
-RESTART_COUNT = "procman.child.restart_count"
-EXIT_REASON = "procman.child.exit_reason"
-ERROR_TYPE = "error.type"
+SUPERVISOR = v.SUPERVISOR.attribute_key
+CHILD = v.CHILD.attribute_key
+RESTART_COUNT = v.RESTART_COUNT.attribute_key
+EXIT_REASON = v.OUTCOME.attribute_key
+ERROR_TYPE = v.ERROR_TYPE.attribute_key
+DURATION = v.DURATION.attribute_key
+STRATEGY = v.STRATEGY.attribute_key
 
 _RUN_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
-    {ProcessStarted, ProcessStopped, ProcessFailed, ProcessCancelled, ProcessAbandoned}
+    {
+        ProcessStarted,
+        ProcessReady,
+        ProcessStopped,
+        ProcessFailed,
+        ProcessCancelled,
+        ProcessAbandoned,
+    }
 )
 _OPERATION_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
     {
@@ -116,6 +147,8 @@ _OPERATION_EVENTS: frozenset[type[LifecycleEvent]] = frozenset(
         ReloadCompleted,
         RestartScheduled,
         ProcessRestarted,
+        RestartRequested,
+        RestartCompleted,
     }
 )
 _DESCRIPTION_LIMIT = 200
@@ -126,15 +159,6 @@ _PENDING_DETACH: ContextVar[tuple[tuple[object, object], ...]] = ContextVar(
 )
 # The span of the run that failed last in this task: the cause a restart span links to.
 _FAILED_RUN: ContextVar[SpanContext | None] = ContextVar("procman_otel_failed_run", default=None)
-
-
-def error_type(exc: BaseException | type[BaseException]) -> str:
-    """The stable ``error.type`` value: ``module.QualName`` (no ``builtins.`` prefix)."""
-    cls = exc if isinstance(exc, type) else type(exc)
-    module = cls.__module__
-    if module == "builtins":
-        return cls.__qualname__
-    return f"{module}.{cls.__qualname__}"
 
 
 def _short(text: str) -> str:
@@ -205,6 +229,7 @@ class OtelTracingObserver:
         self._reloads: dict[str, Span] = {}
         self._restarts: dict[tuple[str, str, object], tuple[Span, Any]] = {}
         self._restart_links: dict[tuple[str, str, object], SpanContext] = {}
+        self._decisions: dict[tuple[str, str], Span] = {}
         wanted = set(_OPERATION_EVENTS)
         if child_spans != "none":
             wanted |= _RUN_EVENTS
@@ -217,9 +242,12 @@ class OtelTracingObserver:
             ReloadCompleted: self._reload_completed,
             RestartScheduled: self._restart_scheduled,
             ProcessRestarted: self._restarted,
+            RestartRequested: self._restart_requested,
+            RestartCompleted: self._restart_completed,
         }
         if child_spans != "none":
             handlers[ProcessStarted] = self._started
+            handlers[ProcessReady] = self._ready
             for terminal in (ProcessStopped, ProcessFailed, ProcessCancelled):
                 handlers[terminal] = self._ended
             handlers[ProcessAbandoned] = self._abandoned
@@ -238,7 +266,8 @@ class OtelTracingObserver:
     def open_spans(self) -> int:
         """Spans this observer has started and not yet ended (runs and operations)."""
         runs = sum(len(group) for group in self._runs.values()) if self.child_spans == "run" else 0
-        return runs + len(self._shutdowns) + len(self._reloads) + len(self._restarts)
+        operations = len(self._shutdowns) + len(self._reloads) + len(self._decisions)
+        return runs + operations + len(self._restarts)
 
     # -- child runs ----------------------------------------------------------------
     def _started(self, event: ProcessStarted) -> None:
@@ -259,13 +288,13 @@ class OtelTracingObserver:
         parent = otel_context.get_current()
         if self.child_spans == "run":
             span = self.tracer.start_span(
-                "procman.child.run", parent, attributes=attributes, links=links
+                v.CHILD_RUN_SPAN, parent, attributes=attributes, links=links
             )
             current = trace.set_span_in_context(span, parent)
             run = _Run(span, current, otel_context.attach(current), parent, None)
         else:
             start = self.tracer.start_span(
-                "procman.child.start", parent, attributes=attributes, links=links
+                v.CHILD_START_SPAN, parent, attributes=attributes, links=links
             )
             start.end()
             start_ctx = start.get_span_context()
@@ -278,6 +307,19 @@ class OtelTracingObserver:
         if previous is not None:  # a run without its terminal event: do not leak its span
             self._finish(previous, previous.span, event, None)
         group[task] = run
+
+    def _ready(self, event: ProcessReady) -> None:
+        group = self._runs.get((event.supervisor, event.child))
+        if group is None:
+            return
+        run = group.get(asyncio.current_task())
+        if run is None and len(group) == 1:  # emitted outside the run's task (a nested manager)
+            run = next(iter(group.values()))
+        if run is not None and run.span is not None:
+            run.span.add_event(
+                v.READY_SPAN_EVENT,
+                {DURATION: event.duration, RESTART_COUNT: event.restart_count},
+            )
 
     def _pop_run(self, key: _Key, task: object) -> _Run | None:
         group = self._runs.get(key)
@@ -297,13 +339,13 @@ class OtelTracingObserver:
         if span is None:  # link mode: a short exit span, a sibling of the start span
             assert run.start is not None
             span = self.tracer.start_span(
-                "procman.child.exit",
+                v.CHILD_EXIT_SPAN,
                 run.parent,
                 attributes={
                     SUPERVISOR: event.supervisor,
                     CHILD: event.child,
                     RESTART_COUNT: event.restart_count,
-                    "procman.child.duration": event.duration,
+                    DURATION: event.duration,
                 },
                 links=[Link(run.start)],
             )
@@ -316,12 +358,12 @@ class OtelTracingObserver:
                 case ProcessCancelled():
                     span.set_attribute(EXIT_REASON, event.outcome)
                     if not event.requested:
-                        span.set_attribute(ERROR_TYPE, error_type(asyncio.CancelledError))
+                        span.set_attribute(ERROR_TYPE, qualified_error_type(asyncio.CancelledError))
                         span.set_status(Status(StatusCode.ERROR, "cancelled unexpectedly"))
                 case ProcessStopped():
                     span.set_attribute(EXIT_REASON, "ok")
                 case ProcessFailed(exception=exc):
-                    kind = error_type(exc)
+                    kind = qualified_error_type(exc)
                     span.set_attribute(EXIT_REASON, "error")
                     span.set_attribute(ERROR_TYPE, kind)
                     span.record_exception(exc)
@@ -353,7 +395,7 @@ class OtelTracingObserver:
         span = run.span
         if span is None:
             span = self.tracer.start_span(
-                "procman.child.exit",
+                v.CHILD_EXIT_SPAN,
                 run.parent,
                 attributes={SUPERVISOR: event.supervisor, CHILD: event.child},
                 links=[Link(run.start)] if run.start is not None else None,
@@ -382,12 +424,12 @@ class OtelTracingObserver:
         if stale is not None:  # a previous shutdown of this path never completed
             stale.end()
         self._shutdowns[path] = self.tracer.start_span(
-            "procman.shutdown",
+            v.SHUTDOWN_SPAN,
             self._operation_parent(path, self._shutdowns),
             attributes={
                 SUPERVISOR: path,
-                "procman.shutdown.reason": event.reason,
-                "procman.shutdown.children": event.children,
+                v.REASON.attribute_key: event.reason,
+                v.CHILDREN.attribute_key: event.children,
             },
             start_time=_wall_ns(event.time),
         )
@@ -397,39 +439,39 @@ class OtelTracingObserver:
         span = self._shutdowns.pop(path, None)
         if span is None:  # the request was not seen: rebuild the span from the timestamps
             span = self.tracer.start_span(
-                "procman.shutdown",
+                v.SHUTDOWN_SPAN,
                 self._operation_parent(path, self._shutdowns),
                 attributes={SUPERVISOR: path},
                 start_time=_wall_ns(event.start_time or event.time - event.duration),
             )
-        span.set_attribute("procman.shutdown.forced_children", event.forced)
+        span.set_attribute(v.FORCED.attribute_key, event.forced)
         span.end(end_time=_wall_ns(event.time))
 
     def _stop_timed_out(self, event: ProcessStopTimedOut) -> None:
         attributes: dict[str, Any] = {
             CHILD: event.child,
-            "procman.shutdown.grace_period": event.grace_period,
+            v.GRACE_PERIOD.attribute_key: event.grace_period,
         }
         span = self._shutdowns.get(event.supervisor)
         if span is not None:
-            span.add_event("procman.child.stop_timeout", attributes)
+            span.add_event(v.STOP_TIMEOUT_SPAN_EVENT, attributes)
         group = self._runs.get((event.supervisor, event.child))
         if group is not None and len(group) == 1:
             run = next(iter(group.values()))
             if run.span is not None:
-                run.span.add_event("procman.child.stop_timeout", attributes)
+                run.span.add_event(v.STOP_TIMEOUT_SPAN_EVENT, attributes)
 
     # -- reload ---------------------------------------------------------------------
     def _reload_requested(self, event: ReloadRequested) -> None:
         path = event.supervisor
         stale = self._reloads.pop(path, None)
         if stale is not None:  # the previous reload was cancelled before it completed
-            stale.set_attribute("procman.reload.result", "interrupted")
+            stale.set_attribute(v.RELOAD_RESULT.attribute_key, "interrupted")
             stale.end()
         self._reloads[path] = self.tracer.start_span(
-            "procman.reload",
+            v.RELOAD_SPAN,
             self._operation_parent(path, self._reloads),
-            attributes={SUPERVISOR: path, "procman.reload.children": event.children},
+            attributes={SUPERVISOR: path, v.RELOAD_CHILDREN.attribute_key: event.children},
             start_time=_wall_ns(event.time),
         )
 
@@ -438,13 +480,13 @@ class OtelTracingObserver:
         span = self._reloads.pop(path, None)
         if span is None:
             span = self.tracer.start_span(
-                "procman.reload",
+                v.RELOAD_SPAN,
                 self._operation_parent(path, self._reloads),
                 attributes={SUPERVISOR: path},
                 start_time=_wall_ns(event.start_time or event.time - event.duration),
             )
-        span.set_attribute("procman.reload.result", event.result)
-        span.set_attribute("procman.reload.errors", event.errors)
+        span.set_attribute(v.RELOAD_RESULT.attribute_key, event.result)
+        span.set_attribute(v.ERRORS.attribute_key, event.errors)
         if event.result != "ok":
             what = "timed out" if event.result == "timeout" else f"{event.errors} handler(s) raised"
             span.set_status(Status(StatusCode.ERROR, f"reload {what}"))
@@ -459,16 +501,18 @@ class OtelTracingObserver:
         attributes: dict[str, Any] = {
             SUPERVISOR: event.supervisor,
             CHILD: event.child,
-            "procman.restart.attempt": event.attempt,
-            "procman.restart.delay": event.delay,
+            v.ATTEMPT.attribute_key: event.attempt,
+            v.DELAY.attribute_key: event.delay,
         }
+        if event.strategy is not None:
+            attributes[STRATEGY] = event.strategy
         if event.exception is not None:
-            attributes[ERROR_TYPE] = error_type(event.exception)
+            attributes[ERROR_TYPE] = qualified_error_type(event.exception)
         cause = _FAILED_RUN.get()
         if cause is not None:
             _FAILED_RUN.set(None)
         span = self.tracer.start_span(
-            "procman.child.restart",
+            v.CHILD_RESTART_SPAN,
             attributes=attributes,
             links=[Link(cause)] if cause is not None else None,
             start_time=_wall_ns(event.time),
@@ -502,8 +546,45 @@ class OtelTracingObserver:
         entry = self._restarts.pop(key, None)
         if entry is not None:
             span = entry[0]
-            span.set_attribute("procman.restart.interrupted", True)
+            span.set_attribute(v.INTERRUPTED.attribute_key, True)
             span.end()
+
+    # -- a manager's restart decisions -------------------------------------------------------
+    def _restart_requested(self, event: RestartRequested) -> None:
+        key = (event.supervisor, event.trigger)
+        stale = self._decisions.pop(key, None)
+        if stale is not None:  # the previous decision for this trigger never completed
+            stale.end()
+        attributes: dict[str, Any] = {
+            SUPERVISOR: event.supervisor,
+            STRATEGY: event.strategy,
+            v.TRIGGER.attribute_key: event.trigger,
+            v.RESTART_CHILDREN.attribute_key: len(event.children),
+        }
+        if event.exception is not None:
+            attributes[ERROR_TYPE] = qualified_error_type(event.exception)
+        self._decisions[key] = self.tracer.start_span(
+            v.RESTART_SPAN,
+            self._run_context(event.supervisor),
+            attributes=attributes,
+            start_time=_wall_ns(event.time),
+        )
+
+    def _restart_completed(self, event: RestartCompleted) -> None:
+        span = self._decisions.pop((event.supervisor, event.trigger), None)
+        if span is None:  # the request was not seen: rebuild the span from the timestamps
+            span = self.tracer.start_span(
+                v.RESTART_SPAN,
+                self._run_context(event.supervisor),
+                attributes={
+                    SUPERVISOR: event.supervisor,
+                    STRATEGY: event.strategy,
+                    v.TRIGGER.attribute_key: event.trigger,
+                },
+                start_time=_wall_ns(event.start_time or event.time - event.duration),
+            )
+        span.set_attribute(v.RESTART_RESULT.attribute_key, event.result)
+        span.end(end_time=_wall_ns(event.time))
 
     def __repr__(self) -> str:
         return f"OtelTracingObserver(child_spans={self.child_spans!r})"
