@@ -16,13 +16,24 @@ class MetricsObserver:
 
     Subclasses fill :attr:`_handlers` (event type -> handler); only those
     event types are built for them (:meth:`wants`). :attr:`roots` holds the
-    trees whose live state is read at collection time.
+    trees whose live state is read at collection time: the roots this
+    observer is attached to (:meth:`on_tree_start`) and those given to
+    :meth:`track`.
     """
 
     roots: TrackedRoots
     _handlers: dict[type[LifecycleEvent], Callable[[Any], None]]
 
     # -- tree tracking ---------------------------------------------------------------
+    def on_tree_start(self, root: ProcessManager) -> None:
+        """Observer hook: a root manager this observer is attached to started; track it.
+
+        So attaching the observer (directly or through ``PROCMAN_OBSERVERS``)
+        is enough for the children gauge and for health and readiness; the
+        root is held weakly, as with :meth:`track`.
+        """
+        self.roots.add(root)
+
     def track(self, manager: ProcessManager) -> ProcessManager:
         """Report ``manager``'s tree at collection time (returns it).
 

@@ -15,20 +15,27 @@ instruments mirror the Prometheus metrics one to one
   (counter, ``{timeout}``)
 * ``procman_child_last_start_timestamp_seconds`` -> ``procman.child.last_start_timestamp``
   (observable gauge, ``s``)
+* ``procman_child_ready_duration_seconds`` -> ``procman.child.ready.duration``
+  (histogram, ``s``, the same bucket boundaries as an advisory)
 * ``procman_shutdown_duration_seconds`` -> ``procman.shutdown.duration`` (histogram, ``s``,
   the same bucket boundaries as an advisory)
 * ``procman_reloads_total{result}`` -> ``procman.reloads`` (counter, ``{reload}``)
+* ``procman_supervisor_restarts_total{strategy}`` -> ``procman.supervisor.restarts``
+  (counter, ``{restart}``)
 * ``procman_build_info{version}`` -> ``procman.build.info`` (observable gauge, ``1``)
 
-Attributes: ``procman.supervisor.name`` (tree path), ``procman.child.name``,
-``procman.child.state``, ``procman.child.outcome``, ``procman.reload.result``,
-``procman.version`` and ``error.type`` (the exception's *bare* class name,
-as in the Prometheus label, so the two backends agree).
+Attributes are the OpenTelemetry names of :mod:`procman.vocabulary`, the same
+as on spans: ``procman.supervisor.name`` (tree path), ``procman.child.name``,
+``procman.child.state``, ``procman.child.exit_reason`` (the outcome),
+``procman.reload.result``, ``procman.restart.strategy``, ``procman.version``
+and ``error.type`` (the exception's *bare* class name, as in the Prometheus
+label: metrics follow the metrics rule, only spans qualify it).
 
 Guarantees:
 
-* Children by state are observed from tracked roots at collection time (the
-  reader's thread; snapshots are taken on the tree's loop), never per event.
+* Children by state are observed at collection time (the reader's thread;
+  snapshots are taken on the tree's loop), never per event, for the roots
+  this observer is attached to (``on_tree_start``) and those tracked.
   ``procman.children`` is an up-down counter rather than a gauge because it
   is a count that sums meaningfully across supervisors and instances, as the
   OpenTelemetry instrument guidelines recommend for counts.
@@ -46,17 +53,21 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from procman import ChildState, LifecycleEvent, __version__
+from procman import vocabulary as v
 from procman.events import (
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
+    ProcessReady,
     ProcessRestarted,
     ProcessStarted,
     ProcessStopped,
     ProcessStopTimedOut,
     ReloadCompleted,
+    RestartRequested,
     ShutdownCompleted,
 )
+from procman.vocabulary import error_type
 from procman_metrics._deps import OTEL_HINT
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
 from procman_metrics.names import (
@@ -64,6 +75,7 @@ from procman_metrics.names import (
     CHILD_EXITS,
     CHILD_FAILURES,
     CHILD_LAST_START,
+    CHILD_READY_DURATION,
     CHILD_RESTARTS,
     CHILD_STARTS,
     CHILD_STOP_TIMEOUTS,
@@ -72,6 +84,7 @@ from procman_metrics.names import (
     OTEL_NAMES,
     RELOADS,
     SHUTDOWN_DURATION,
+    SUPERVISOR_RESTARTS,
 )
 from procman_metrics.observer_base import MetricsObserver
 from procman_metrics.tracking import TrackedRoots
@@ -88,13 +101,14 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 __all__ = ["OtelMetrics"]
 
-SUPERVISOR = "procman.supervisor.name"
-CHILD = "procman.child.name"
-STATE = "procman.child.state"
-OUTCOME = "procman.child.outcome"
-ERROR_TYPE = "error.type"
-RESULT = "procman.reload.result"
-VERSION = "procman.version"
+SUPERVISOR = v.SUPERVISOR.attribute_key
+CHILD = v.CHILD.attribute_key
+STATE = v.STATE.attribute_key
+OUTCOME = v.OUTCOME.attribute_key
+ERROR_TYPE = v.ERROR_TYPE.attribute_key
+RESULT = v.RELOAD_RESULT.attribute_key
+STRATEGY = v.STRATEGY.attribute_key
+VERSION = v.VERSION.attribute_key
 
 Attributes = dict[str, str]
 
@@ -103,8 +117,9 @@ class OtelMetrics(MetricsObserver):
     """Observer recording the procman metrics on an OpenTelemetry meter.
 
     ``meter_provider`` defaults to the global one
-    (``opentelemetry.metrics.get_meter_provider()``). Call :meth:`track` with
-    the root manager to observe ``procman.children``.
+    (``opentelemetry.metrics.get_meter_provider()``). The roots it is attached
+    to are observed for ``procman.children`` once they start; :meth:`track`
+    adds a tree it is not attached to.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
@@ -138,6 +153,17 @@ class OtelMetrics(MetricsObserver):
             description=HELP[SHUTDOWN_DURATION],
             explicit_bucket_boundaries_advisory=list(SHUTDOWN_BUCKETS),
         )
+        self._ready = meter.create_histogram(
+            OTEL_NAMES[CHILD_READY_DURATION],
+            unit="s",
+            description=HELP[CHILD_READY_DURATION],
+            explicit_bucket_boundaries_advisory=list(SHUTDOWN_BUCKETS),
+        )
+        self._supervisor_restarts = meter.create_counter(
+            OTEL_NAMES[SUPERVISOR_RESTARTS],
+            unit="{restart}",
+            description=HELP[SUPERVISOR_RESTARTS],
+        )
         meter.create_observable_up_down_counter(
             OTEL_NAMES[CHILDREN],
             callbacks=[self._observe_children],
@@ -159,6 +185,7 @@ class OtelMetrics(MetricsObserver):
         self._attrs: dict[tuple[str, str], Attributes] = {}
         self._exit_attrs: dict[tuple[str, str, str], Attributes] = {}
         self._sup_attrs: dict[tuple[str, str], Attributes] = {}
+        self._strategy_attrs: dict[tuple[str, str], Attributes] = {}
         self._last_starts: dict[tuple[str, str], float] = {}
         self._handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
             ProcessStarted: self._on_started,
@@ -170,6 +197,8 @@ class OtelMetrics(MetricsObserver):
             ProcessStopTimedOut: self._on_stop_timeout,
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
+            ProcessReady: self._on_ready,
+            RestartRequested: self._on_restart_requested,
         }
 
     def _child(self, supervisor: str, child: str) -> Attributes:
@@ -195,7 +224,8 @@ class OtelMetrics(MetricsObserver):
 
     def _on_failed(self, event: ProcessFailed) -> None:
         self._on_exit(event)  # type: ignore[arg-type]
-        attrs = {**self._child(event.supervisor, event.child), ERROR_TYPE: event.error_type}
+        kind = error_type(event.exception)
+        attrs = {**self._child(event.supervisor, event.child), ERROR_TYPE: kind}
         self._failures.add(1, attrs)
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
@@ -217,6 +247,19 @@ class OtelMetrics(MetricsObserver):
 
     def _on_reload(self, event: ReloadCompleted) -> None:
         self._reloads.add(1, self._supervisor(event.supervisor, event.result))
+
+    def _on_ready(self, event: ProcessReady) -> None:
+        self._ready.record(max(event.duration, 0.0), self._supervisor(event.supervisor))
+
+    def _on_restart_requested(self, event: RestartRequested) -> None:
+        key = (event.supervisor, event.strategy)
+        attrs = self._strategy_attrs.get(key)
+        if attrs is None:
+            attrs = self._strategy_attrs[key] = {
+                SUPERVISOR: event.supervisor,
+                STRATEGY: event.strategy,
+            }
+        self._supervisor_restarts.add(1, attrs)
 
     # -- observable callbacks (reader thread) ------------------------------------------
     def _observe_children(self, options: CallbackOptions) -> Iterable[Observation]:

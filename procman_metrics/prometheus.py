@@ -2,14 +2,16 @@
 
 Guarantees:
 
-* Metric and label names are the contract in :mod:`procman_metrics.names`;
-  label values are supervisor paths, child names, the fixed ``outcome`` and
-  ``result`` sets and exception *class* names (never messages or ids).
+* Metric names are the contract in :mod:`procman_metrics.names`, label
+  names and values the concepts of :mod:`procman.vocabulary`: supervisor
+  paths, child names, the fixed ``outcome``, ``result`` and ``strategy``
+  sets and exception *bare class* names (never messages or ids).
 * Each labelled series is resolved once and cached in a dict keyed by its
   label tuple, so a hot event costs one dict lookup and one locked increment
   (plus the exemplar, set without re-validation: :mod:`procman_metrics.increment`).
-* ``procman_children`` is not updated per event: :meth:`PrometheusMetrics.track`
-  registers a root manager whose tree is read at scrape time.
+* ``procman_children`` is not updated per event: the tree of every root this
+  observer is attached to (``on_tree_start``) and of every root given to
+  :meth:`PrometheusMetrics.track` is read at scrape time.
 * With ``init_series=True`` (the default) the series of rare events exist
   with value 0 from the moment a child is scheduled: per child its restarts
   and stop timeouts, per supervisor its reloads by every result and its
@@ -17,9 +19,11 @@ Guarantees:
   *first* restart, stop timeout or reload instead of a series appearing at
   1. Exits and failures are created when they happen (exits by four
   outcomes for every child would double the exposition of a big tree, and
-  exception class names are not known in advance).
+  exception class names are not known in advance), and so are the
+  readiness histogram and the restarts by strategy (a manager's strategy is
+  not known before its first restart decision).
 * When the OpenTelemetry API is importable and a valid span is current,
-  counters and the shutdown histogram carry ``trace_id``/``span_id`` as an
+  counters and the histograms carry ``trace_id``/``span_id`` as an
   exemplar (shown in OpenMetrics output).
 """
 
@@ -34,13 +38,26 @@ from procman.events import (
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
+    ProcessReady,
     ProcessRestarted,
     ProcessStarted,
     ProcessStarting,
     ProcessStopped,
     ProcessStopTimedOut,
     ReloadCompleted,
+    RestartRequested,
     ShutdownCompleted,
+)
+from procman.vocabulary import (
+    CHILD,
+    ERROR_TYPE,
+    OUTCOME,
+    RELOAD_RESULT,
+    RELOAD_RESULTS,
+    STRATEGY,
+    SUPERVISOR,
+    VERSION,
+    error_type,
 )
 from procman_metrics._deps import PROMETHEUS_HINT
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
@@ -50,13 +67,14 @@ from procman_metrics.names import (
     CHILD_EXITS,
     CHILD_FAILURES,
     CHILD_LAST_START,
+    CHILD_READY_DURATION,
     CHILD_RESTARTS,
     CHILD_STARTS,
     CHILD_STOP_TIMEOUTS,
     HELP,
-    RELOAD_RESULTS,
     RELOADS,
     SHUTDOWN_DURATION,
+    SUPERVISOR_RESTARTS,
 )
 from procman_metrics.observer_base import MetricsObserver
 from procman_metrics.tracking import TrackedRoots
@@ -68,11 +86,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
 
 from procman_metrics.collector import ChildrenCollector
-from procman_metrics.increment import inc, set_gauge
+from procman_metrics.increment import inc
 
-__all__ = ["PrometheusMetrics"]
+__all__ = ["READY_BUCKETS", "PrometheusMetrics"]
 
-_CHILD = ("supervisor", "child")
+READY_BUCKETS = SHUTDOWN_BUCKETS
+"""Buckets of ``procman_child_ready_duration_seconds``: 1 ms to 5 min, as for shutdowns."""
+
+_SUPERVISOR = (SUPERVISOR.label_key,)
+_CHILD = (SUPERVISOR.label_key, CHILD.label_key)
 
 
 class _ChildSeries:
@@ -91,7 +113,7 @@ class _ChildSeries:
 class _SupervisorSeries:
     """The cached series of one supervisor."""
 
-    __slots__ = ("reloads", "shutdown")
+    __slots__ = ("ready", "reloads", "restarts", "shutdown")
 
     def __init__(self, metrics: PrometheusMetrics, supervisor: str, init: bool) -> None:
         self.shutdown: Any = metrics._shutdown.labels(supervisor) if init else None
@@ -99,15 +121,18 @@ class _SupervisorSeries:
         self.reloads: dict[str, Any] = (
             {r: reloads.labels(supervisor, r) for r in RELOAD_RESULTS} if init else {}
         )
+        self.ready: Any = None
+        self.restarts: dict[str, Any] = {}
 
 
 class PrometheusMetrics(MetricsObserver):
     """Observer exporting the procman metrics to a prometheus_client registry.
 
-    Attach it like any observer (``ProcessManager(..., observers=[metrics])``)
-    and call :meth:`track` with the root manager so that scrapes report the
-    children by state. ``registry`` defaults to ``prometheus_client.REGISTRY``;
-    one instance per registry (registering twice raises ``ValueError``).
+    Attach it like any observer (``ProcessManager(..., observers=[metrics])``):
+    when the root starts it is tracked (``on_tree_start``), so scrapes report
+    its children by state; :meth:`track` adds a tree it is not attached to.
+    ``registry`` defaults to ``prometheus_client.REGISTRY``; one instance per
+    registry (registering twice raises ``ValueError``).
     """
 
     def __init__(
@@ -123,11 +148,14 @@ class PrometheusMetrics(MetricsObserver):
                 Counter(CHILD_STARTS, HELP[CHILD_STARTS], _CHILD, registry=None)
             )
             self._exits = self._add(
-                Counter(CHILD_EXITS, HELP[CHILD_EXITS], (*_CHILD, "outcome"), registry=None)
+                Counter(CHILD_EXITS, HELP[CHILD_EXITS], (*_CHILD, OUTCOME.label_key), registry=None)
             )
             self._failures = self._add(
                 Counter(
-                    CHILD_FAILURES, HELP[CHILD_FAILURES], (*_CHILD, "error_type"), registry=None
+                    CHILD_FAILURES,
+                    HELP[CHILD_FAILURES],
+                    (*_CHILD, ERROR_TYPE.label_key),
+                    registry=None,
                 )
             )
             self._restarts = self._add(
@@ -149,19 +177,41 @@ class PrometheusMetrics(MetricsObserver):
                 Histogram(
                     SHUTDOWN_DURATION,
                     HELP[SHUTDOWN_DURATION],
-                    ("supervisor",),
+                    _SUPERVISOR,
                     buckets=SHUTDOWN_BUCKETS,
                     registry=None,
                 )
             )
             self._reloads = self._add(
-                Counter(RELOADS, HELP[RELOADS], ("supervisor", "result"), registry=None)
+                Counter(
+                    RELOADS,
+                    HELP[RELOADS],
+                    (*_SUPERVISOR, RELOAD_RESULT.label_key),
+                    registry=None,
+                )
+            )
+            self._ready = self._add(
+                Histogram(
+                    CHILD_READY_DURATION,
+                    HELP[CHILD_READY_DURATION],
+                    _SUPERVISOR,
+                    buckets=READY_BUCKETS,
+                    registry=None,
+                )
+            )
+            self._supervisor_restarts = self._add(
+                Counter(
+                    SUPERVISOR_RESTARTS,
+                    HELP[SUPERVISOR_RESTARTS],
+                    (*_SUPERVISOR, STRATEGY.label_key),
+                    registry=None,
+                )
             )
             build_info = self._add(
                 Gauge(
                     BUILD_INFO,
                     HELP[BUILD_INFO],
-                    ("version",),
+                    (VERSION.label_key,),
                     registry=None,
                     multiprocess_mode="max",
                 )
@@ -189,6 +239,8 @@ class PrometheusMetrics(MetricsObserver):
             ProcessStopTimedOut: self._on_stop_timeout,
             ShutdownCompleted: self._on_shutdown,
             ReloadCompleted: self._on_reload,
+            ProcessReady: self._on_ready,
+            RestartRequested: self._on_restart_requested,
         }
         if not init_series:  # ProcessStarting only initialises series: not even built then
             del self._handlers[ProcessStarting]
@@ -244,7 +296,7 @@ class PrometheusMetrics(MetricsObserver):
             series.last_start = self._last_start.labels(event.supervisor, event.child)
         ex = self._exemplar
         inc(starts, None if ex is None else ex())
-        set_gauge(series.last_start, time.time())
+        series.last_start.set(time.time())
 
     def _on_exit(
         self,
@@ -269,7 +321,7 @@ class PrometheusMetrics(MetricsObserver):
         ex = self._exemplar
         exemplar = None if ex is None else ex()  # one span: one exemplar for both counters
         self._on_exit(event, exemplar)
-        key = (event.supervisor, event.child, type(event.exception).__name__)
+        key = (event.supervisor, event.child, error_type(event.exception))
         counter = self._failure_series.get(key)
         if counter is None:
             counter = self._failure_series[key] = self._failures.labels(*key)
@@ -302,11 +354,29 @@ class PrometheusMetrics(MetricsObserver):
         histogram.observe(max(event.duration, 0.0), None if ex is None else ex())
 
     def _on_reload(self, event: ReloadCompleted) -> None:
-        result = event.result if event.result in RELOAD_RESULTS else "error"
+        result = event.result
         reloads = self._supervisor(event.supervisor).reloads
         counter = reloads.get(result)
         if counter is None:
             counter = reloads[result] = self._reloads.labels(event.supervisor, result)
+        ex = self._exemplar
+        inc(counter, None if ex is None else ex())
+
+    def _on_ready(self, event: ProcessReady) -> None:
+        series = self._supervisor(event.supervisor)
+        histogram = series.ready
+        if histogram is None:
+            histogram = series.ready = self._ready.labels(event.supervisor)
+        ex = self._exemplar
+        histogram.observe(max(event.duration, 0.0), None if ex is None else ex())
+
+    def _on_restart_requested(self, event: RestartRequested) -> None:
+        restarts = self._supervisor(event.supervisor).restarts
+        counter = restarts.get(event.strategy)
+        if counter is None:
+            counter = restarts[event.strategy] = self._supervisor_restarts.labels(
+                event.supervisor, event.strategy
+            )
         ex = self._exemplar
         inc(counter, None if ex is None else ex())
 

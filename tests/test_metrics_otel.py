@@ -127,7 +127,7 @@ async def test_lifecycle_counters_histogram_and_gauges() -> None:
     )
     assert failures.value == 2
     exits = {
-        (dict(p.attributes)[CHILD], dict(p.attributes)["procman.child.outcome"]): p.value
+        (dict(p.attributes)[CHILD], dict(p.attributes)["procman.child.exit_reason"]): p.value
         for p in points["procman.child.exits"]
     }
     assert exits == {
@@ -196,6 +196,6 @@ async def test_exemplars_carry_the_active_trace() -> None:
 
 
 def test_names_map_every_prometheus_metric() -> None:
-    assert len(OTEL_NAMES) == 10
+    assert len(OTEL_NAMES) == 12
     assert all(name.startswith("procman.") for name in OTEL_NAMES.values())
-    assert len(set(OTEL_NAMES.values())) == 10
+    assert len(set(OTEL_NAMES.values())) == 12
