@@ -230,6 +230,7 @@ class OtelTracingObserver:
         self._restarts: dict[tuple[str, str, object], tuple[Span, Any]] = {}
         self._restart_links: dict[tuple[str, str, object], SpanContext] = {}
         self._decisions: dict[tuple[str, str], Span] = {}
+        self._failed_runs: dict[_Key, SpanContext] = {}
         wanted = set(_OPERATION_EVENTS)
         if child_spans != "none":
             wanted |= _RUN_EVENTS
@@ -278,6 +279,8 @@ class OtelTracingObserver:
         links = None
         if self._restart_links:
             cause = self._restart_links.pop((*key, task), None)
+            if cause is None:  # a manager's restart: its backoff ran outside any task
+                cause = self._restart_links.pop((*key, None), None)
             if cause is not None:
                 links = [Link(cause)]
         attributes: dict[str, Any] = {
@@ -369,7 +372,10 @@ class OtelTracingObserver:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, _short(f"{kind}: {exc}")))
                     if task is not None:
-                        _FAILED_RUN.set(run.start or span.get_span_context())
+                        failed = run.start or span.get_span_context()
+                        _FAILED_RUN.set(failed)
+                        # a manager schedules its restarts outside the child's task
+                        self._failed_runs[(event.supervisor, event.child)] = failed
                 case ProcessAbandoned():
                     span.set_attribute(EXIT_REASON, "timeout")
                     span.set_attribute(ERROR_TYPE, "timeout")
@@ -420,6 +426,8 @@ class OtelTracingObserver:
     # -- shutdown -------------------------------------------------------------------
     def _shutdown_requested(self, event: ShutdownRequested) -> None:
         path = event.supervisor
+        if self._decisions or self._restarts or self._failed_runs:
+            self._drop_pending_restarts(path, _wall_ns(event.time))
         stale = self._shutdowns.pop(path, None)
         if stale is not None:  # a previous shutdown of this path never completed
             stale.end()
@@ -511,6 +519,9 @@ class OtelTracingObserver:
         cause = _FAILED_RUN.get()
         if cause is not None:
             _FAILED_RUN.set(None)
+        failed = self._failed_runs.pop((event.supervisor, event.child), None)
+        if cause is None:
+            cause = failed
         span = self.tracer.start_span(
             v.CHILD_RESTART_SPAN,
             attributes=attributes,
@@ -585,6 +596,25 @@ class OtelTracingObserver:
             )
         span.set_attribute(v.RESTART_RESULT.attribute_key, event.result)
         span.end(end_time=_wall_ns(event.time))
+
+    def _drop_pending_restarts(self, path: str, end_time: int) -> None:
+        """A shutdown drops the restarts ``path`` has pending: end their spans.
+
+        A manager's own restarts (backoffs timed by the manager, not by a
+        task) and its open restart decisions end here as interrupted /
+        cancelled; a task's backoff ends with its task.
+        """
+        for fkey in [k for k in self._failed_runs if k[0] == path]:
+            del self._failed_runs[fkey]
+        for key in [k for k in self._decisions if k[0] == path]:
+            span = self._decisions.pop(key)
+            span.set_attribute(v.RESTART_RESULT.attribute_key, "cancelled")
+            span.end(end_time=end_time)
+        for rkey in [k for k in self._restarts if k[0] == path and k[2] is None]:
+            self._restart_links.pop(rkey, None)
+            span = self._restarts.pop(rkey)[0]
+            span.set_attribute(v.INTERRUPTED.attribute_key, True)
+            span.end(end_time=end_time)
 
     def __repr__(self) -> str:
         return f"OtelTracingObserver(child_spans={self.child_spans!r})"
