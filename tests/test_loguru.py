@@ -231,3 +231,37 @@ def test_disable_after_import_silences() -> None:
     assert (
         _run(SCRIPT.replace("{before}", "").replace("{after}", 'logger.disable("procman")')) == ""
     )
+
+
+def test_policy_events(sink: Sink) -> None:
+    from procman.events import ProcessReady, RestartCompleted, RestartRequested
+
+    observer = LoguruObserver()
+    observer.on_event(ProcessReady(supervisor="app", child="db", time=1.0, duration=0.25))
+    observer.on_event(
+        RestartRequested(
+            supervisor="app",
+            time=2.0,
+            strategy="rest_for_one",
+            trigger="db",
+            children=("db", "consumer"),
+            exception=ConnectionError("reset"),
+        )
+    )
+    observer.on_event(
+        RestartCompleted(
+            supervisor="app", time=2.5, strategy="rest_for_one", trigger="db", duration=0.5
+        )
+    )
+    ready, requested, completed = sink.records
+    assert ready["level"].name == "INFO"
+    assert ready["message"] == "process app/db ready after 0.250s"
+    assert ready["extra"]["event"] == "procman.child.ready"
+    assert ready["extra"]["duration"] == 0.25
+    assert requested["level"].name == "WARNING"
+    extra = requested["extra"]
+    assert (extra["strategy"], extra["trigger"], extra["children"]) == ("rest_for_one", "db", 2)
+    assert (extra["error_type"], extra["error"]) == ("ConnectionError", "ConnectionError: reset")
+    assert "child" not in extra
+    assert completed["level"].name == "INFO"
+    assert completed["extra"]["result"] == "ok"

@@ -22,6 +22,7 @@ from procman import (
     runnable,
 )
 from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
+from procman.events import ProcessFailed
 from procman_metrics import OtelMetrics
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
 from procman_metrics.names import OTEL_NAMES
@@ -199,3 +200,74 @@ def test_names_map_every_prometheus_metric() -> None:
     assert len(OTEL_NAMES) == 12
     assert all(name.startswith("procman.") for name in OTEL_NAMES.values())
     assert len(set(OTEL_NAMES.values())) == 12
+
+
+async def test_attached_as_an_observer_children_are_observed_without_track() -> None:
+    metrics, reader = new_metrics()
+    root = ProcessManager("root", observers=[metrics]).insert(IdleProcess())
+    task = asyncio.create_task(root.process_start())
+    await until(lambda: root.snapshot().ready)
+    assert metrics.roots.managers() == [root]
+    points, _ = read(reader)
+    assert (
+        point(points, "procman.children", **{SUP: "root", "procman.child.state": "running"}).value
+        == 1
+    )
+    assert metrics.healthy()
+    await root.process_handle().shutdown()
+    await asyncio.wait_for(task, 5)
+
+
+def test_on_tree_start_called_directly_tracks_the_root() -> None:
+    metrics, _ = new_metrics()
+    root = ProcessManager("root", observers=[])
+    metrics.on_tree_start(root)
+    metrics.on_tree_start(root)
+    assert metrics.roots.managers() == [root]
+
+
+def test_policy_metrics_and_the_shared_vocabulary() -> None:
+    from procman.events import ProcessReady, ReloadCompleted, RestartRequested
+
+    metrics, reader = new_metrics()
+    metrics.on_event(ProcessReady(supervisor="app", child="db", time=1.0, duration=0.25))
+    metrics.on_event(ProcessReady(supervisor="app", child="c", time=1.0, duration=0.75))
+    for strategy in ("one_for_all", "one_for_all", "rest_for_one"):
+        metrics.on_event(
+            RestartRequested(supervisor="app", time=2.0, strategy=strategy, trigger="db")
+        )
+    metrics.on_event(ReloadCompleted(supervisor="app", time=3.0, duration=0.1, result="cancelled"))
+    metrics.on_event(
+        ProcessFailed(
+            supervisor="app", child="db", time=4.0, exception=ConnectionResetError("reset")
+        )
+    )
+    points, instruments = read(reader)
+    ready = point(points, "procman.child.ready.duration", **{SUP: "app"})
+    assert (ready.count, ready.sum) == (2, 1.0)
+    assert instruments["procman.child.ready.duration"].unit == "s"
+    strategy = "procman.restart.strategy"
+    assert (
+        point(points, "procman.supervisor.restarts", **{SUP: "app", strategy: "one_for_all"}).value
+        == 2
+    )
+    assert (
+        point(points, "procman.supervisor.restarts", **{SUP: "app", strategy: "rest_for_one"}).value
+        == 1
+    )
+    # the same result value as PrometheusMetrics and the event
+    reload = point(points, "procman.reloads", **{SUP: "app", "procman.reload.result": "cancelled"})
+    assert reload.value == 1
+    # the outcome attribute is the span's, error.type the bare class name (metrics rule)
+    exits = point(
+        points,
+        "procman.child.exits",
+        **{SUP: "app", CHILD: "db", "procman.child.exit_reason": "error"},
+    )
+    assert exits.value == 1
+    failure = point(
+        points,
+        "procman.child.failures",
+        **{SUP: "app", CHILD: "db", "error.type": "ConnectionResetError"},
+    )
+    assert failure.value == 1

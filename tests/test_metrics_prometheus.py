@@ -33,7 +33,7 @@ from procman import (
     runnable,
 )
 from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
-from procman.events import RestartScheduled, ShutdownRequested
+from procman.events import ProcessStarting, RestartScheduled, ShutdownRequested
 from procman_metrics import PrometheusMetrics
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
 from procman_metrics.tracking import snapshot_of
@@ -694,3 +694,100 @@ def test_the_private_exemplar_increment_still_matches_prometheus_client() -> Non
     }
     assert samples["probe_total"].value == samples["public_total"].value == 2
     assert samples["probe_total"].exemplar.labels == samples["public_total"].exemplar.labels
+
+
+# -- observers learn their tree (issue 10 section 4) -------------------------------------------
+async def test_on_tree_start_tracks_the_root_without_track() -> None:
+    metrics, registry = new_metrics()
+    root = ProcessManager("root", observers=[])
+    root.insert(IdleProcess())
+    task = asyncio.ensure_future(root.process_start())
+    await root.wait_started()
+    assert value(scrape(registry), "procman_children", supervisor="root", state="running") is None
+    metrics.on_tree_start(root)  # what the manager calls when a root it observes starts
+    metrics.on_tree_start(root)  # once per start; a second call changes nothing
+    assert metrics.roots.managers() == [root]
+    assert value(scrape(registry), "procman_children", supervisor="root", state="running") == 1
+    assert metrics.healthy() and metrics.ready()
+    await root.process_handle().shutdown()
+    await task
+    assert not metrics.healthy()
+
+
+async def test_attached_as_an_observer_the_gauge_and_health_need_no_track() -> None:
+    metrics, registry = new_metrics()
+    root = ProcessManager("root", observers=[metrics])
+    nested = ProcessManager("nested")
+    nested.insert(IdleProcess())
+    root.insert(nested)
+    task = asyncio.ensure_future(root.process_start())
+    await root.wait_started()
+    assert metrics.roots.managers() == [root]  # the root, not the nested manager
+    await until(
+        lambda: (
+            value(scrape(registry), "procman_children", supervisor="root/nested", state="running")
+            == 1
+        )
+    )
+    assert metrics.healthy()
+    await root.process_handle().shutdown()
+    await task
+
+
+async def test_observers_from_env_prometheus_serves_the_gauge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import prometheus_client
+
+    from procman.observe import observers_from_env
+
+    registry = CollectorRegistry()
+    monkeypatch.setattr(prometheus_client, "REGISTRY", registry)
+    monkeypatch.setattr("procman_metrics.prometheus.REGISTRY", registry)
+    monkeypatch.setenv("PROCMAN_OBSERVERS", "prometheus")
+    root = ProcessManager("envroot", observers=observers_from_env())
+    root.insert(IdleProcess())
+    task = asyncio.ensure_future(root.process_start())
+    await root.wait_started()
+    assert value(scrape(registry), "procman_children", supervisor="envroot", state="running") == 1
+    await root.process_handle().shutdown()
+    await task
+
+
+# -- policy metrics (issue 11) -------------------------------------------------------------------
+def test_ready_duration_histogram_and_restarts_by_strategy() -> None:
+    from procman.events import ProcessReady, RestartRequested
+
+    metrics, registry = new_metrics()
+    metrics.on_event(ProcessReady(supervisor="app", child="db", time=1.0, duration=0.25))
+    metrics.on_event(ProcessReady(supervisor="app", child="cache", time=1.0, duration=3.0))
+    for strategy in ("one_for_all", "one_for_all", "rest_for_one"):
+        metrics.on_event(
+            RestartRequested(
+                supervisor="app", time=2.0, strategy=strategy, trigger="db", children=("db", "c")
+            )
+        )
+    s = scrape(registry)
+    name = "procman_child_ready_duration_seconds"
+    assert value(s, f"{name}_count", supervisor="app") == 2
+    assert value(s, f"{name}_sum", supervisor="app") == 3.25
+    assert value(s, f"{name}_bucket", supervisor="app", le="0.25") == 1
+    assert value(s, f"{name}_bucket", supervisor="app", le="5.0") == 2
+    restarts = "procman_supervisor_restarts_total"
+    assert value(s, restarts, supervisor="app", strategy="one_for_all") == 2
+    assert value(s, restarts, supervisor="app", strategy="rest_for_one") == 1
+    assert value(s, restarts, supervisor="app", strategy="one_for_one") is None
+
+
+def test_a_cancelled_reload_is_counted_as_cancelled() -> None:
+    from procman.events import ReloadCompleted
+
+    metrics, registry = new_metrics()
+    metrics.on_event(ProcessStarting(supervisor="app", child="w", time=0.0))  # init_series
+    s = scrape(registry)
+    for result in ("ok", "error", "timeout", "cancelled"):
+        assert value(s, "procman_reloads_total", supervisor="app", result=result) == 0
+    metrics.on_event(ReloadCompleted(supervisor="app", time=1.0, duration=0.1, result="cancelled"))
+    s = scrape(registry)
+    assert value(s, "procman_reloads_total", supervisor="app", result="cancelled") == 1
+    assert value(s, "procman_reloads_total", supervisor="app", result="error") == 0

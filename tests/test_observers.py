@@ -158,3 +158,88 @@ async def test_every_run_has_exactly_one_terminal_event() -> None:
         starts = names.count("procman.child.started")
         ends = sum(names.count(t.name) for t in TERMINAL_EVENTS)
         assert starts == ends >= 1, (name, names)
+
+
+# -- policy events (issue 11) ------------------------------------------------------------
+def _policy_events() -> list[LifecycleEvent]:
+    from procman.events import ProcessReady, RestartCompleted, RestartRequested
+
+    exc = ConnectionError("reset")
+    return [
+        ProcessReady(supervisor="app", child="db", time=1.0, duration=0.25, restart_count=2),
+        RestartRequested(
+            supervisor="app",
+            time=2.0,
+            strategy="one_for_all",
+            trigger="db",
+            children=("db", "consumer"),
+            exception=exc,
+        ),
+        RestartCompleted(
+            supervisor="app", time=2.5, strategy="one_for_all", trigger="db", duration=0.5
+        ),
+        RestartCompleted(
+            supervisor="app",
+            time=3.0,
+            strategy="rest_for_one",
+            trigger="db",
+            duration=0.1,
+            result="cancelled",
+        ),
+    ]
+
+
+def test_policy_events_levels_messages_and_fields(caplog: pytest.LogCaptureFixture) -> None:
+    observer = LoggingObserver()
+    with caplog.at_level(logging.DEBUG, logger="procman"):
+        for event in _policy_events():
+            assert observer.wants(type(event))
+            observer.on_event(event)
+    ready, requested, completed, cancelled = caplog.records
+    assert ready.levelno == logging.INFO
+    assert ready.getMessage() == "process app/db ready after 0.250s"
+    assert (ready.procman_event, ready.procman_child, ready.procman_duration) == (  # type: ignore[attr-defined]
+        "procman.child.ready",
+        "db",
+        0.25,
+    )
+    assert ready.procman_restart_count == 2  # type: ignore[attr-defined]
+    assert requested.levelno == logging.WARNING
+    msg = requested.getMessage()
+    assert "one_for_all" in msg and "db" in msg and "consumer" in msg and "ConnectionError" in msg
+    assert requested.procman_strategy == "one_for_all"  # type: ignore[attr-defined]
+    assert requested.procman_trigger == "db"  # type: ignore[attr-defined]
+    assert requested.procman_children == 2  # type: ignore[attr-defined]
+    assert requested.procman_error_type == "ConnectionError"  # type: ignore[attr-defined]
+    assert not hasattr(requested, "procman_child")  # a manager event names no child
+    assert completed.levelno == logging.INFO
+    assert completed.procman_result == "ok"  # type: ignore[attr-defined]
+    assert "done in 0.500s" in completed.getMessage()
+    assert cancelled.procman_result == "cancelled"  # type: ignore[attr-defined]
+    assert "cancelled" in cancelled.getMessage()
+
+
+def test_restart_scheduled_names_the_strategy(caplog: pytest.LogCaptureFixture) -> None:
+    from procman.events import RestartScheduled
+
+    observer = LoggingObserver()
+    with caplog.at_level(logging.DEBUG, logger="procman"):
+        observer.on_event(
+            RestartScheduled(
+                supervisor="app",
+                child="db",
+                time=1.0,
+                attempt=1,
+                delay=0.1,
+                exception=KeyError("k"),
+                strategy="one_for_one",
+            )
+        )
+        observer.on_event(
+            RestartScheduled(supervisor="app", child="w", time=1.0, attempt=1, delay=0.1)
+        )
+    with_strategy, without = caplog.records
+    assert with_strategy.procman_strategy == "one_for_one"  # type: ignore[attr-defined]
+    assert with_strategy.procman_error_type == "KeyError"  # type: ignore[attr-defined]
+    assert not hasattr(without, "procman_strategy")
+    assert not hasattr(without, "procman_error_type")

@@ -7,6 +7,7 @@ global provider is never touched.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -469,3 +470,96 @@ async def test_many_children_leave_no_open_spans(spans: Spans) -> None:
 def test_rejects_unknown_child_spans_mode() -> None:
     with pytest.raises(ValueError, match="child_spans"):
         OtelTracingObserver(child_spans="sometimes")  # type: ignore[arg-type]
+
+
+# -- policy events (issue 11) ------------------------------------------------------------
+async def test_ready_is_a_span_event_on_the_run_span(spans: Spans) -> None:
+    from procman.events import ProcessReady, ProcessStopped
+
+    observer = OtelTracingObserver(spans.provider)
+
+    async def child() -> None:  # the events of one run, in the child's task
+        observer.on_event(ProcessStarted(supervisor="app", child="db", time=1.0))
+        observer.on_event(
+            ProcessReady(supervisor="app", child="db", time=1.5, duration=0.5, restart_count=0)
+        )
+        observer.on_event(ProcessStopped(supervisor="app", child="db", time=2.0, duration=1.0))
+
+    await asyncio.ensure_future(child())
+    run = spans.run("db", "app")
+    (ready,) = [e for e in run.events if e.name == "procman.child.ready"]
+    assert dict(ready.attributes or {}) == {
+        "procman.child.duration": 0.5,
+        "procman.child.restart_count": 0,
+    }
+    assert observer.open_spans == 0
+
+
+async def test_restart_decision_is_a_span(spans: Spans) -> None:
+    from procman.events import RestartCompleted, RestartRequested
+
+    observer = OtelTracingObserver(spans.provider)
+    t = time.monotonic()
+    observer.on_event(
+        RestartRequested(
+            supervisor="app",
+            time=t,
+            strategy="one_for_all",
+            trigger="db",
+            children=("db", "consumer", "cache"),
+            exception=ConnectionError("reset"),
+        )
+    )
+    assert observer.open_spans == 1
+    observer.on_event(
+        RestartCompleted(
+            supervisor="app",
+            time=t + 0.5,
+            strategy="one_for_all",
+            trigger="db",
+            duration=0.5,
+            start_time=t,
+        )
+    )
+    assert observer.open_spans == 0
+    (span,) = spans.named("procman.restart")
+    assert dict(span.attributes or {}) == {
+        "procman.supervisor.name": "app",
+        "procman.restart.strategy": "one_for_all",
+        "procman.restart.trigger": "db",
+        "procman.restart.children": 3,
+        "procman.restart.result": "ok",
+        "error.type": "ConnectionError",
+    }
+    assert span.end_time is not None and span.start_time is not None
+    assert abs((span.end_time - span.start_time) / 1e9 - 0.5) < 0.01
+
+
+async def test_a_shutdown_ends_the_restart_spans_it_drops(spans: Spans) -> None:
+    from procman.events import RestartRequested, RestartScheduled
+
+    observer = OtelTracingObserver(spans.provider)
+    observer.on_event(
+        RestartRequested(supervisor="app", time=1.0, strategy="one_for_one", trigger="db")
+    )
+    # a manager times the backoff itself: the event comes from a loop callback, in no task
+    done = asyncio.get_running_loop().create_future()
+
+    def scheduled() -> None:
+        observer.on_event(
+            RestartScheduled(
+                supervisor="app", child="db", time=1.0, attempt=1, delay=5, strategy="one_for_one"
+            )
+        )
+        done.set_result(None)
+
+    asyncio.get_running_loop().call_soon(scheduled)
+    await done
+    assert observer.open_spans == 2
+    observer.on_event(ShutdownRequested(supervisor="app", time=2.0, reason="requested", children=1))
+    assert observer.open_spans == 1  # the shutdown's own span
+    (span,) = spans.named("procman.restart")
+    assert dict(span.attributes or {})["procman.restart.result"] == "cancelled"
+    (backoff,) = spans.named("procman.child.restart")
+    assert dict(backoff.attributes or {})["procman.restart.interrupted"] is True
+    assert dict(backoff.attributes or {})["procman.restart.strategy"] == "one_for_one"
