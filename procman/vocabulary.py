@@ -253,7 +253,7 @@ INTERRUPTED: Final = Concept(
     None,
     None,
     "procman.restart.interrupted",
-    "a RestartSupervisor backoff cut short by a shutdown (spans only)",
+    "a restart backoff cut short by a shutdown (spans only)",
     logged=False,
 )
 

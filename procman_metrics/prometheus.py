@@ -86,7 +86,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
 
 from procman_metrics.collector import ChildrenCollector
-from procman_metrics.increment import inc
+from procman_metrics.increment import inc, set_gauge
 
 __all__ = ["READY_BUCKETS", "PrometheusMetrics"]
 
@@ -296,7 +296,7 @@ class PrometheusMetrics(MetricsObserver):
             series.last_start = self._last_start.labels(event.supervisor, event.child)
         ex = self._exemplar
         inc(starts, None if ex is None else ex())
-        series.last_start.set(time.time())
+        set_gauge(series.last_start, time.time())
 
     def _on_exit(
         self,

@@ -664,20 +664,21 @@ def test_multiprocess_mode_recipe_from_the_docs(tmp_path: Any) -> None:
     assert any(p.name.endswith(".db") for p in tmp_path.iterdir())
 
 
-def test_the_private_exemplar_increment_still_matches_prometheus_client() -> None:
-    """procman_metrics.increment uses prometheus_client internals for exemplars (measured).
+def test_the_private_increment_still_matches_prometheus_client() -> None:
+    """procman_metrics.increment uses prometheus_client internals (measured hot path).
 
     If this fails, the installed prometheus_client changed ``_value.inc`` /
-    ``_value.set_exemplar``: the public fallback is in use (about 2.8 us more
-    per traced increment); revisit procman_metrics/increment.py.
+    ``_value.set_exemplar`` / ``_value.set``: the public fallback is in use
+    (slower per event, see the module docstring); revisit
+    procman_metrics/increment.py.
     """
-    from prometheus_client import Counter
+    from prometheus_client import Counter, Gauge
 
     from procman_metrics import increment
 
     assert increment.PRIVATE, (
-        "prometheus_client's counter internals changed; procman_metrics.increment "
-        "falls back to the public Counter.inc(1, exemplar): update the module"
+        "prometheus_client's counter/gauge internals changed; procman_metrics.increment "
+        "falls back to the public Counter.inc / Gauge.set: update the module"
     )
     registry = CollectorRegistry()
     counter = Counter("probe_total", "probe", ("x",), registry=registry)
@@ -687,6 +688,8 @@ def test_the_private_exemplar_increment_still_matches_prometheus_client() -> Non
     public = Counter("public_total", "probe", ("x",), registry=registry)
     public.labels("p").inc(1, exemplar)
     public.labels("p").inc()
+    gauge = Gauge("probe_gauge", "probe", ("x",), registry=registry)
+    increment.set_gauge(gauge.labels("p"), 2.5)
     samples = {
         s.name: s
         for family in parse_openmetrics(generate_openmetrics(registry).decode())
@@ -694,6 +697,7 @@ def test_the_private_exemplar_increment_still_matches_prometheus_client() -> Non
     }
     assert samples["probe_total"].value == samples["public_total"].value == 2
     assert samples["probe_total"].exemplar.labels == samples["public_total"].exemplar.labels
+    assert samples["probe_gauge"].value == 2.5
 
 
 # -- observers learn their tree (issue 10 section 4) -------------------------------------------
