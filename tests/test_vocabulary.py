@@ -318,6 +318,7 @@ def from_logs(
             got.add("reload_result", extra[result_key])
         if event == ProcessReady.name:
             got.add("ready_duration", extra[field_of(v.DURATION)])
+            got.add("ready_count", extra[field_of(v.SUPERVISOR)])
         if event == RestartRequested.name:
             got.add("restarts", extra[field_of(v.STRATEGY)])
         if event in (ProcessStopped.name, ProcessCancelled.name, ProcessFailed.name):
@@ -344,6 +345,7 @@ def from_spans(spans: tuple[ReadableSpan, ...]) -> Reported:
             event_attrs = dict(event.attributes or {})
             if event.name == v.READY_SPAN_EVENT:
                 got.add("ready_duration", event_attrs[v.DURATION.attribute_key])
+                got.add("ready_count", attrs[v.SUPERVISOR.attribute_key])
             if event.name == v.STOP_TIMEOUT_SPAN_EVENT and span.name == v.SHUTDOWN_SPAN:
                 got.add("stop_timeouts", event_attrs[v.CHILD.attribute_key])
     return got
@@ -360,6 +362,8 @@ def from_prometheus(registry: CollectorRegistry) -> Reported:
                 continue
             if family.name in ("procman_children", "procman_build_info"):
                 continue
+            if sample.name == "procman_child_ready_duration_seconds_count":
+                got.add("ready_count", sample.labels["supervisor"], int(sample.value))
             if sample.name.endswith(("_bucket", "_count")):
                 continue
             for label, value in sample.labels.items():
@@ -400,6 +404,7 @@ def from_otel_metrics(reader: InMemoryMetricReader) -> Reported:
                         got.add("reload_result", attrs[v.RELOAD_RESULT.attribute_key], value)
                     if metric.name == "procman.child.ready.duration":
                         got.add("ready_duration", point.sum)
+                        got.add("ready_count", attrs[v.SUPERVISOR.attribute_key], point.count)
                     if metric.name == "procman.supervisor.restarts":
                         got.add("restarts", attrs[v.STRATEGY.attribute_key], value)
                     if metric.name == "procman.child.exits":
@@ -477,6 +482,7 @@ async def test_one_lifecycle_gives_the_same_values_in_every_backend(
         assert got.values["exits"] == Counter(dict.fromkeys(expected["exits"], 1)), backend
         assert got.values["restarts"] == Counter({"one_for_one": 1}), backend
         assert got.values["reload_result"] == Counter({"ok": 1, "cancelled": 1}), backend
+        assert got.values["ready_count"] == Counter({SUP: 1}), backend
     # error.type: the bare class name everywhere but on spans, where it is qualified
     for backend in ("logging", "loguru", "prometheus", "otel metrics"):
         assert backends[backend].set_of(v.ERROR_TYPE.key) == {"DbGone"}, backend
@@ -492,3 +498,86 @@ async def test_one_lifecycle_gives_the_same_values_in_every_backend(
 
 # keep the type checker honest about the helper signature
 _: Callable[[list[Observer]], Awaitable[None]] = scripted_lifecycle
+
+
+# -- the same through a real tree (the manager emits the policy events) ----------------------
+async def test_a_real_policy_tree_through_every_backend(
+    loguru_records: list[dict[str, Any]],
+) -> None:
+    from procman import ProcessManagerBuilder, RuntimeContext, Strategy, runnable
+    from procman.builtin import RestartBackoff
+
+    runs = {"db": 0}
+
+    async def db(ctx: RuntimeContext) -> None:
+        runs["db"] += 1
+        await asyncio.sleep(0.01)
+        ctx.ready()
+        if runs["db"] == 1:
+            raise DbGone("lost")
+        await ctx.tick(asyncio.sleep(3600))
+
+    async def consumer(ctx: RuntimeContext) -> None:
+        ctx.ready()
+        await ctx.tick(asyncio.sleep(3600))
+
+    std_logger = logging.getLogger("procman.test_vocabulary.real")
+    std_logger.setLevel(logging.DEBUG)
+    std_logger.propagate = False
+    handler = ListHandler()
+    std_logger.addHandler(handler)
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    registry = CollectorRegistry()
+    reader = InMemoryMetricReader()
+    tracing = OtelTracingObserver(tracer_provider)
+    prometheus = PrometheusMetrics(registry)
+    otel_metrics = OtelMetrics(MeterProvider(metric_readers=[reader]))
+    builder = (
+        ProcessManagerBuilder()
+        .name("app")
+        .strategy(Strategy.ONE_FOR_ALL)
+        .intensity(max_restarts=3, within=60)
+        .backoff(RestartBackoff(initial=0.01, max=0.01))
+    )
+    for obs in (tracing, LoggingObserver(std_logger), LoguruObserver(), prometheus, otel_metrics):
+        builder = builder.observer(obs)
+    root = (
+        builder.pre_insert(runnable(db, name="db"), wait_ready=True)
+        .pre_insert(runnable(consumer, name="consumer"), wait_ready=True)
+        .build()
+    )
+    task = asyncio.ensure_future(root.process_start())
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (runs["db"] == 2 and root.snapshot().ready):
+            assert asyncio.get_running_loop().time() < deadline, root.snapshot()
+            await asyncio.sleep(0.01)
+        # attached, not tracked: the root was learnt at its start
+        assert prometheus.roots.managers() == [root] == otel_metrics.roots.managers()
+        await root.process_handle().shutdown()
+        await asyncio.wait_for(task, 10)
+    finally:
+        std_logger.removeHandler(handler)
+    assert tracing.open_spans == 0
+
+    backends = {
+        "logging": from_logs([vars(r) for r in handler.records], lambda c: c.log_field),
+        "loguru": from_logs(loguru_records, lambda c: c.loguru_field),
+        "otel tracing": from_spans(exporter.get_finished_spans()),
+        "prometheus": from_prometheus(registry),
+        "otel metrics": from_otel_metrics(reader),
+    }
+    for backend, got in backends.items():
+        assert got.values["restarts"] == Counter({"one_for_all": 1}), backend
+        assert got.set_of(v.SUPERVISOR.key) == {"app"}, backend
+        assert got.set_of(v.CHILD.key) >= {"db", "consumer"}, backend
+        assert ("db", "error") in got.set_of("exits"), backend
+        # two children ready, twice each (the first runs and the restarted ones)
+        assert got.values["ready_count"] == Counter({"app": 4}), backend
+    for backend in ("logging", "loguru", "prometheus", "otel metrics"):
+        assert backends[backend].set_of(v.ERROR_TYPE.key) == {"DbGone"}, backend
+    assert backends["otel tracing"].set_of(v.ERROR_TYPE.key) == {f"{__name__}.DbGone"}
+    (decision,) = [s for s in exporter.get_finished_spans() if s.name == v.RESTART_SPAN]
+    assert dict(decision.attributes or {})[v.RESTART_CHILDREN.attribute_key] == 2
