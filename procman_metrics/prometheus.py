@@ -249,7 +249,7 @@ class PrometheusMetrics(MetricsObserver):
     """The scrape-time ``procman_children`` collector, already in :attr:`registry`.
 
     Register it in another registry too when that one is what gets served (for
-    example next to a ``MultiProcessCollector``; see docs/metrics.md).
+    example next to a ``MultiProcessCollector``; see the README section on multiprocess mode).
     """
 
     def _add(self, collector: Any) -> Any:
