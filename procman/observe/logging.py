@@ -218,7 +218,10 @@ class LoggingObserver:
         return self.logger.isEnabledFor(LEVELS.get(event_type, logging.INFO))
 
     def on_event(self, event: LifecycleEvent) -> None:
-        level, exc_info = level_of(event)
+        if type(event) is ProcessFailed:
+            level, exc_info = level_of(event)
+        else:
+            level, exc_info = LEVELS.get(type(event), logging.INFO), None
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
