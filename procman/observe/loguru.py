@@ -29,10 +29,22 @@ Cost: loguru has no public way to ask whether a record of a level would be
 taken (its minimum level and the activation of ``procman`` are internal), so
 :meth:`LoguruObserver.wants` says yes to every event it logs and the filtering
 is loguru's own: the record's fields and message are built by a *patcher*,
-which loguru runs only after its level and activation checks passed. An
-event no handler takes costs one ``log()`` call that returns early (about
-0.5 us, measured in ``tests/test_loguru.py``'s docstring figures), plus the
-event itself.
+which loguru runs only after its level and activation checks passed.
+Measured (``timeit``, CPython 3.11, loguru 0.7.3, shared machine, so +-50 %),
+against the former version that read ``logger._core``:
+
+====================================  ==============  ==============
+per event                             before          now
+====================================  ==============  ==============
+no handler takes the level            1.0-1.3 us      0.9-2.4 us
+                                      (``wants``)     (``log()`` returns
+                                                      early) + the event
+``logger.disable("procman")``         29-100 us       1.4-3.6 us
+record written                        59-82 us        32-72 us
+====================================  ==============  ==============
+
+The event itself (built because ``wants`` says yes) costs 1-4 us more where
+no other observer wanted it.
 """
 
 from __future__ import annotations
