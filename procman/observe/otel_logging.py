@@ -34,9 +34,15 @@ except ImportError as exc:  # pragma: no cover - exercised with the extra missin
         "procman.observe.TraceContextFilter needs opentelemetry-api: pip install 'procman[otel]'"
     ) from exc
 
+from procman.vocabulary import EVENT, SPAN_ID, TRACE_ID
+
 __all__ = ["TraceContextFilter", "current_trace_ids"]
 
 _NO_TRACE = "0"
+_EVENT = EVENT.log_key  # procman_event
+_TRACE_ID = TRACE_ID.log_key  # otelTraceID
+_SPAN_ID = SPAN_ID.log_key  # otelSpanID
+_SAMPLED = "otelTraceSampled"
 
 
 def current_trace_ids() -> tuple[str, str, bool] | None:
@@ -54,13 +60,14 @@ class TraceContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "procman_event"):
-            record.procman_event = ""
-        if not hasattr(record, "otelTraceID"):
+        fields = record.__dict__
+        if _EVENT not in fields:
+            fields[_EVENT] = ""
+        if _TRACE_ID not in fields:
             ids = current_trace_ids()
             if ids is None:
-                record.otelTraceID = record.otelSpanID = _NO_TRACE
-                record.otelTraceSampled = False
+                fields[_TRACE_ID] = fields[_SPAN_ID] = _NO_TRACE
+                fields[_SAMPLED] = False
             else:
-                record.otelTraceID, record.otelSpanID, record.otelTraceSampled = ids
+                fields[_TRACE_ID], fields[_SPAN_ID], fields[_SAMPLED] = ids
         return True
