@@ -172,8 +172,9 @@ def test_records_below_every_handler_level_build_nothing(monkeypatch: pytest.Mon
     hid = logger.add(s, level="INFO", format="{message}")
     try:
         observer = LoguruObserver()
-        for cls in (ProcessStarted, ProcessStarting, ProcessFailed, ShutdownRequested):
-            assert observer.wants(cls)  # loguru has no public level query: it filters itself
+        assert not observer.wants(ProcessStarted) and not observer.wants(ProcessStarting)
+        assert observer.wants(ProcessFailed) and observer.wants(ShutdownRequested)
+        # delivered anyway (another observer wanted them): loguru drops them before the patcher
         observer.on_event(ProcessStarted(supervisor="root", child="a", time=0.0))
         observer.on_event(ProcessStarting(supervisor="root", child="a", time=0.0))
         assert calls == [] and s.records == []
@@ -265,3 +266,33 @@ def test_policy_events(sink: Sink) -> None:
     assert "child" not in extra
     assert completed["level"].name == "INFO"
     assert completed["extra"]["result"] == "ok"
+
+
+def test_wants_probes_loguru_and_the_probe_never_reaches_a_handler() -> None:
+    """The probe relies on loguru running patchers before handlers and not catching them.
+
+    If this fails, loguru changed how patchers run: procman's LoguruObserver.wants
+    (procman/observe/loguru.py) must be revisited.
+    """
+    from procman.events import ProcessFailed
+
+    s = Sink()
+    logger.remove()
+    try:
+        observer = LoguruObserver()
+        assert not observer.wants(ProcessFailed)  # no handler at all
+        hid = logger.add(s, level="WARNING", format="{message}")
+        assert not observer.wants(ProcessFailed)  # cached for a second
+        observer.refresh()
+        assert observer.wants(ProcessFailed) and not observer.wants(ProcessStarted)
+        logger.disable("procman")
+        observer.refresh()
+        assert not observer.wants(ProcessFailed)
+        logger.enable("procman")
+        observer.refresh()
+        assert observer.wants(ProcessFailed)
+        assert s.records == []  # probing never emitted a record
+        logger.remove(hid)
+    finally:
+        logger.enable("procman")
+        logger.add(sys.stderr)
