@@ -795,3 +795,32 @@ def test_a_cancelled_reload_is_counted_as_cancelled() -> None:
     s = scrape(registry)
     assert value(s, "procman_reloads_total", supervisor="app", result="cancelled") == 1
     assert value(s, "procman_reloads_total", supervisor="app", result="error") == 0
+
+
+async def test_metrics_server_serves_the_attached_tree_without_track() -> None:
+    from procman_metrics import MetricsServer
+
+    async def get(port: int, path: str) -> tuple[int, str]:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, body = raw.decode().partition("\r\n\r\n")
+        return int(head.split()[1]), body
+
+    metrics, registry = new_metrics()
+    server = MetricsServer(port=0, registry=registry, metrics=metrics)
+    # a root whose only observer is the metrics observer: no track() anywhere
+    root = ProcessManager("served", observers=[metrics]).insert(IdleProcess()).insert(server)
+    task = asyncio.ensure_future(root.process_start())
+    port = await asyncio.wait_for(server.wait_bound(), 5)
+    assert metrics.roots.managers() == [root]
+    await until(lambda: root.snapshot().ready)
+    status, body = await get(port, "/metrics")
+    assert status == 200
+    assert 'procman_children{state="running",supervisor="served"} 2.0' in body
+    assert (await get(port, "/healthz"))[0] == 200
+    assert (await get(port, "/readyz"))[0] == 200
+    await root.process_handle().shutdown()
+    await asyncio.wait_for(task, 10)
