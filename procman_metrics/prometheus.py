@@ -14,14 +14,14 @@ Guarantees:
   :meth:`PrometheusMetrics.track` is read at scrape time.
 * With ``init_series=True`` (the default) the series of rare events exist
   with value 0 from the moment a child is scheduled: per child its restarts
-  and stop timeouts, per supervisor its reloads by every result and its
-  shutdown histogram. ``rate()``, ``increase()`` and the alerts then see the
-  *first* restart, stop timeout or reload instead of a series appearing at
-  1. Exits and failures are created when they happen (exits by four
-  outcomes for every child would double the exposition of a big tree, and
-  exception class names are not known in advance), and so are the
-  readiness histogram and the restarts by strategy (a manager's strategy is
-  not known before its first restart decision).
+  and stop timeouts, per supervisor its reloads by every result, its
+  restart decisions by every strategy (a manager's strategy is not in the
+  events before its first restart decision) and its shutdown histogram.
+  ``rate()``, ``increase()`` and the alerts then see the *first* restart,
+  stop timeout or reload instead of a series appearing at 1. Exits and
+  failures are created when they happen (exits by four outcomes for every
+  child would double the exposition of a big tree, and exception class
+  names are not known in advance), and so is the readiness histogram.
 * When the OpenTelemetry API is importable and a valid span is current,
   counters and the histograms carry ``trace_id``/``span_id`` as an
   exemplar (shown in OpenMetrics output).
@@ -54,6 +54,7 @@ from procman.vocabulary import (
     OUTCOME,
     RELOAD_RESULT,
     RELOAD_RESULTS,
+    STRATEGIES,
     STRATEGY,
     SUPERVISOR,
     VERSION,
@@ -122,7 +123,12 @@ class _SupervisorSeries:
             {r: reloads.labels(supervisor, r) for r in RELOAD_RESULTS} if init else {}
         )
         self.ready: Any = None
-        self.restarts: dict[str, Any] = {}
+        restarts = metrics._supervisor_restarts
+        self.restarts: dict[str, Any] = (
+            {strategy: restarts.labels(supervisor, strategy) for strategy in STRATEGIES}
+            if init
+            else {}
+        )
 
 
 class PrometheusMetrics(MetricsObserver):

@@ -780,7 +780,7 @@ def test_ready_duration_histogram_and_restarts_by_strategy() -> None:
     restarts = "procman_supervisor_restarts_total"
     assert value(s, restarts, supervisor="app", strategy="one_for_all") == 2
     assert value(s, restarts, supervisor="app", strategy="rest_for_one") == 1
-    assert value(s, restarts, supervisor="app", strategy="one_for_one") is None
+    assert value(s, restarts, supervisor="app", strategy="one_for_one") == 0  # init_series
 
 
 def test_a_cancelled_reload_is_counted_as_cancelled() -> None:
@@ -791,6 +791,9 @@ def test_a_cancelled_reload_is_counted_as_cancelled() -> None:
     s = scrape(registry)
     for result in ("ok", "error", "timeout", "cancelled"):
         assert value(s, "procman_reloads_total", supervisor="app", result=result) == 0
+    for strategy in ("one_for_one", "one_for_all", "rest_for_one"):
+        restarts = "procman_supervisor_restarts_total"
+        assert value(s, restarts, supervisor="app", strategy=strategy) == 0
     metrics.on_event(ReloadCompleted(supervisor="app", time=1.0, duration=0.1, result="cancelled"))
     s = scrape(registry)
     assert value(s, "procman_reloads_total", supervisor="app", result="cancelled") == 1
