@@ -58,6 +58,7 @@ once a second per level.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -68,8 +69,6 @@ except ImportError as exc:  # pragma: no cover - exercised with the extra missin
     raise ImportError(
         "procman.observe.LoguruObserver needs loguru: pip install 'procman[loguru]'"
     ) from exc
-
-import logging
 
 from procman.events import LifecycleEvent
 from procman.observe.logging import LEVELS, describe, level_of
