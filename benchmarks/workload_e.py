@@ -102,12 +102,9 @@ async def _both(
 def _procman(observers_key: str) -> RunE:
     async def run(n: int, clock: PhaseClock) -> dict[str, Any]:
         from benchmarks.backends import OBSERVERS
-        from procman import ProcessManager, RuntimeGuard
+        from procman import ProcessManager
         from procman.builtin import IdleProcess
-
-        # RuntimeGuard.ready() marks the run of the child whose task calls it (it
-        # uses no guard state): the same call as ctx.ready() / guard.ready().
-        signal_ready = RuntimeGuard().ready
+        from procman.lowlevel import signal_ready  # what ctx.ready() / guard.ready() call
 
         class ReadyIdle(IdleProcess):
             """An idle child that signals readiness as soon as it runs."""
