@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmarks import extras, report
 from benchmarks.configs import BY_NAME
-from benchmarks.harness import Settings, run_all
+from benchmarks.harness import WORKLOADS, Settings, run_all
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -26,8 +26,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         s.sizes = tuple(int(x) for x in args.sizes.split(","))
     if args.rounds:
         s.rounds = args.rounds
+    if args.quick:
+        # D and E are opt-in in quick mode (--workloads DE): keeps the quick run short
+        s.workloads = "ABC"
+        s.storm_repeats = 3
     if args.workloads:
         s.workloads = args.workloads.upper()
+        unknown_w = sorted(set(s.workloads) - set(WORKLOADS))
+        if unknown_w:
+            raise SystemExit(
+                f"unknown workload(s): {', '.join(unknown_w)}; known: {''.join(WORKLOADS)}"
+            )
     if args.configs:
         names = tuple(x.strip() for x in args.configs.split(",") if x.strip())
         unknown = [n for n in names if n not in BY_NAME]
@@ -44,11 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks",
         description="procman side-by-side benchmarks (each configuration in its own process)",
     )
-    parser.add_argument("--quick", action="store_true", help="N=1k,10k, 1 round (< 1 minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="A, B, C only; N=1k,10k, 1 round (< 1 minute)"
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     parser.add_argument("--sizes", help="comma-separated N for workload A (e.g. 1000,10000)")
     parser.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
-    parser.add_argument("--workloads", help="subset of ABC (default all)")
+    parser.add_argument(
+        "--workloads",
+        help="subset of ABCDE (default all; --quick: ABC): "
+        + "; ".join(f"{k} = {v}" for k, v in WORKLOADS.items()),
+    )
     parser.add_argument("--configs", help="comma-separated configuration names (default all)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument(

@@ -30,8 +30,10 @@ CONFIGS: tuple[Config, ...] = (
     Config(
         "baseline",
         "bare asyncio: N tasks awaiting one shared Event, set it, asyncio.wait(tasks) "
-        "(B: hand-written restart loop; C: one Event per task, set them all)",
-        "ABC",
+        "(B: hand-written restart loop; C: one Event per task, set them all; D: hand-written "
+        "one_for_all, stop the others one at a time in reverse, start all again; E: a "
+        "readiness counter, or await each task's ready future before creating the next)",
+        "ABCDE",
     ),
     Config(
         "taskgroup",
@@ -70,13 +72,15 @@ CONFIGS: tuple[Config, ...] = (
     Config(
         "procman",
         "ProcessManager(observers=[]) with N IdleProcess children; "
-        "process_handle().shutdown() (graceful)",
-        "ABC",
+        "process_handle().shutdown() (graceful) (D: strategy ONE_FOR_ALL, zero backoff; "
+        "E: children inserted with wait_ready=True, ordered or not)",
+        "ABCDE",
     ),
     Config(
         "procman-logging",
-        "procman + LoggingObserver (procman logger: NullHandler only, root level WARNING)",
-        "AB",
+        "procman + LoggingObserver (procman logger: NullHandler only, root level WARNING): "
+        "the default configuration",
+        "ABDE",
     ),
     Config(
         "procman-prometheus",
@@ -91,7 +95,7 @@ CONFIGS: tuple[Config, ...] = (
     Config(
         "procman-all",
         "procman + logging + Prometheus + OTel observers together",
-        "ABC",
+        "ABCDE",
         ref="floor",
         ref_workloads="AB",
     ),

@@ -35,7 +35,22 @@ from benchmarks.worker import MARKER
 ROOT = Path(__file__).resolve().parent.parent
 
 # The metric each workload's ratios are computed on (lower is better).
-RATIO_METRIC = {"A": "total", "B": "us_per_restart", "C": "reload"}
+RATIO_METRIC = {
+    "A": "total",
+    "B": "us_per_restart",
+    "C": "reload",
+    "D": "storm",
+    "E": "ordered",
+}
+
+# What each workload measures (the report's headings and --workloads help).
+WORKLOADS = {
+    "A": "start N idle children, stop them all",
+    "B": "crash-looping child restarted with zero backoff",
+    "C": "reload fan-out to N children",
+    "D": "restart storm: ONE_FOR_ALL over N children, one fails",
+    "E": "start N wait_ready children, ordered vs concurrent",
+}
 
 
 @dataclass
@@ -45,7 +60,10 @@ class Settings:
     restart_seconds: float = 2.0
     reload_n: int = 10_000
     reload_repeats: int = 5
-    workloads: str = "ABC"
+    storm_n: int = 1_000
+    storm_repeats: int = 5
+    ready_n: int = 10_000
+    workloads: str = "ABCDE"
     configs: tuple[str, ...] = tuple(c.name for c in CONFIGS)
     slow_limit: float = 60.0
     timeout: float = 120.0
@@ -55,6 +73,10 @@ class Settings:
             return tuple(float(n) for n in self.sizes)
         if workload == "B":
             return (self.restart_seconds,)
+        if workload == "D":
+            return (float(self.storm_n),)
+        if workload == "E":
+            return (float(self.ready_n),)
         return (float(self.reload_n),)
 
 
@@ -77,18 +99,26 @@ class Cell:
         return {k: statistics.median(m[k] for m in ok if k in m) for k in sorted(keys)}
 
 
-def run_worker(workload: str, config: str, param: float, settings: Settings) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter; never raises for a failed run."""
+def run_worker(
+    workload: str, config: str, param: float, settings: Settings, root: Path = ROOT
+) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; never raises for a failed run.
+
+    ``root`` is the source tree whose ``benchmarks`` and ``procman`` it imports
+    (another checkout for a before/after comparison, see :mod:`benchmarks.compare`).
+    """
     cmd = [sys.executable, "-m", "benchmarks.worker", workload, config, repr(param)]
     if workload == "C":
         cmd += ["--repeats", str(settings.reload_repeats)]
+    elif workload == "D":
+        cmd += ["--repeats", str(settings.storm_repeats)]
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.monotonic()
     try:
         proc = subprocess.run(
             cmd,
-            cwd=ROOT,
+            cwd=root,
             env=env,
             capture_output=True,
             text=True,

@@ -89,6 +89,9 @@ def build(
             "restart_seconds": settings.restart_seconds,
             "reload_n": settings.reload_n,
             "reload_repeats": settings.reload_repeats,
+            "storm_n": settings.storm_n,
+            "storm_repeats": settings.storm_repeats,
+            "ready_n": settings.ready_n,
             "workloads": settings.workloads,
             "slow_limit_s": settings.slow_limit,
         },
@@ -252,6 +255,64 @@ def text(doc: dict[str, Any]) -> str:
                 f"{_fmt(_ms(med.get('reload_call')), '.1f'):>9} "
                 f"{_fmt(reload / r['param'] * 1e6 if reload else None, '.2f'):>8} "
                 f"{_fmt(r['ratio_baseline'], '.2f'):>6} {_ref(r):>18}  {_note(r)}"
+            )
+    if "D" in by_w:
+        lines.append("")
+        lines.append(
+            f"Workload D: restart storm, ONE_FOR_ALL over {s.get('storm_n', 0):,} children, "
+            f"one fails, zero backoff (ms from the failure until all run again; median of "
+            f"{s.get('storm_repeats', 0)} storms per run; concurrent = the others stopped at once)"
+        )
+        header = (
+            f"{'configuration':<20} {'storm':>9} {'min':>9} {'max':>9} {'concurrent':>10} "
+            f"{'us/child':>8} {'x base':>6}  note"
+        )
+        lines.append(header)
+        lines.append("-" * len(header))
+        for r in sorted(by_w["D"], key=lambda r: _order(r["config"])):
+            med = r["median"]
+            storm = med.get("storm")
+            lines.append(
+                f"{r['config']:<20} {_fmt(_ms(storm), '.1f'):>9} "
+                f"{_fmt(_ms(med.get('storm_min')), '.1f'):>9} "
+                f"{_fmt(_ms(med.get('storm_max')), '.1f'):>9} "
+                f"{_fmt(_ms(med.get('storm_concurrent')), '.1f'):>10} "
+                f"{_fmt(storm / r['param'] * 1e6 if storm else None, '.1f'):>8} "
+                f"{_fmt(r['ratio_baseline'], '.2f'):>6}  {_note(r)}"
+            )
+    if "E" in by_w:
+        lines.append("")
+        lines.append(
+            f"Workload E: start {s.get('ready_n', 0):,} wait_ready children (ms until the "
+            "supervisor knows all are ready; stop = the graceful shutdown after it; "
+            "ordered = one at a time, stop in reverse)"
+        )
+        header = (
+            f"{'configuration':<20} {'concurrent':>10} {'stop':>9} {'ordered':>9} {'stop':>9} "
+            f"{'ord/conc':>8} {'x base':>6} {'conc x base':>11}  note"
+        )
+        lines.append(header)
+        lines.append("-" * len(header))
+        base_conc = next(
+            (
+                r["median"].get("concurrent")
+                for r in by_w["E"]
+                if r["config"] == "baseline" and r["status"] == "ok"
+            ),
+            None,
+        )
+        for r in sorted(by_w["E"], key=lambda r: _order(r["config"])):
+            med = r["median"]
+            conc, ordered = med.get("concurrent"), med.get("ordered")
+            lines.append(
+                f"{r['config']:<20} {_fmt(_ms(conc), '.1f'):>10} "
+                f"{_fmt(_ms(med.get('concurrent_stop')), '.1f'):>9} "
+                f"{_fmt(_ms(ordered), '.1f'):>9} "
+                f"{_fmt(_ms(med.get('ordered_stop')), '.1f'):>9} "
+                f"{_fmt(ordered / conc if conc and ordered else None, '.2f'):>8} "
+                f"{_fmt(r['ratio_baseline'], '.2f'):>6} "
+                f"{_fmt(conc / base_conc if conc and base_conc else None, '.2f'):>11}  "
+                f"{_note(r)}"
             )
     lines.append("")
     lines.append("Targets")

@@ -1,7 +1,8 @@
 """Runs one measurement in this (fresh) interpreter and prints it as JSON.
 
 ``python -m benchmarks.worker WORKLOAD CONFIG PARAM [--repeats R]``; PARAM is
-N for workloads A and C and the duration in seconds for B. The last line of
+N for workloads A, C, D and E and the duration in seconds for B; R is the
+number of reloads (C) or restart storms (D) in the run. The last line of
 stdout is ``BENCH-RESULT {json}`` with ``status`` ok, unavailable or error,
 ``metrics`` (numbers: phase seconds, memory) and ``info``.
 """
@@ -61,10 +62,18 @@ def measure(workload: str, config_name: str, param: float, repeats: int) -> dict
             from benchmarks.workload_b import RUNNERS as B
 
             coro = B[cfg.runner_key](float(param), clock)
-        else:
+        elif workload == "C":
             from benchmarks.workload_c import RUNNERS as C
 
             coro = C[cfg.runner_key](int(param), repeats, clock)
+        elif workload == "D":
+            from benchmarks.workload_d import RUNNERS as D
+
+            coro = D[cfg.runner_key](int(param), repeats, clock)
+        else:
+            from benchmarks.workload_e import RUNNERS as E
+
+            coro = E[cfg.runner_key](int(param), clock)
         return await coro
 
     out: dict[str, Any] = {"workload": workload, "config": config_name, "param": param}
@@ -116,7 +125,7 @@ def measure(workload: str, config_name: str, param: float, repeats: int) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
-    parser.add_argument("workload", choices=["A", "B", "C"])
+    parser.add_argument("workload", choices=["A", "B", "C", "D", "E"])
     parser.add_argument("config", choices=sorted(BY_NAME))
     parser.add_argument("param", type=float)
     parser.add_argument("--repeats", type=int, default=5)
