@@ -4,6 +4,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,10 +30,11 @@ def root_dir() -> Path:
 
 # Eager tasks (Python 3.12+): `pytest --eager-tasks` installs
 # asyncio.eager_task_factory on every event loop pytest-asyncio creates for a
-# test or an async fixture (through its pytest_asyncio_loop_factories hook), so
-# create_task() runs a new task up to its first suspension at once. noxfile.py
-# runs a representative part of the suite this way on 3.12 and 3.13; loops a
-# test makes itself (asyncio.run, a subprocess) keep the default factory.
+# test or an async fixture (through its pytest_asyncio_loop_factories hook) and
+# on the loop of every asyncio.run() a test calls itself, so create_task() runs
+# a new task up to its first suspension at once. noxfile.py runs a
+# representative part of the suite this way on 3.12 and 3.13. Loops made any
+# other way (asyncio.new_event_loop(), a subprocess) keep the default factory.
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--eager-tasks",
@@ -60,6 +62,17 @@ class _EagerTaskLoops:
         config: pytest.Config, item: pytest.Item
     ) -> dict[str, object]:
         return {"eager": new_eager_event_loop}
+
+    @pytest.fixture(autouse=True)
+    @staticmethod
+    def _eager_asyncio_run(monkeypatch: pytest.MonkeyPatch) -> None:
+        """asyncio.run() in a test (e.g. the property suite) gets an eager loop too."""
+        real_run = asyncio.run
+
+        def run(main: Any, *, debug: bool | None = None, loop_factory: Any = None) -> Any:
+            return real_run(main, debug=debug, loop_factory=loop_factory or new_eager_event_loop)
+
+        monkeypatch.setattr(asyncio, "run", run)
 
 
 def pytest_configure(config: pytest.Config) -> None:

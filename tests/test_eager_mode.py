@@ -48,6 +48,17 @@ async def test_async_fixtures_share_the_test_loop_and_its_factory(
     assert (fixture_loop_factory is not None) is eager
 
 
+def test_asyncio_run_in_a_test_gets_the_same_factory(eager: bool) -> None:
+    async def factory() -> object:
+        return asyncio.get_running_loop().get_task_factory()
+
+    got = asyncio.run(factory())
+    if eager:
+        assert got is asyncio.eager_task_factory  # type: ignore[attr-defined,unused-ignore]
+    else:
+        assert got is None
+
+
 async def test_create_task_runs_the_new_task_at_once_only_under_eager_tasks(eager: bool) -> None:
     steps: list[str] = []
 
@@ -98,5 +109,5 @@ def test_the_option_runs_this_file_eagerly_or_is_refused_before_3_12(eager: bool
         assert "--eager-tasks needs Python 3.12 or newer" in output
         return
     assert proc.returncode == 0, output
-    assert "4 passed, 1 skipped" in output, output
+    assert "5 passed, 1 skipped" in output, output
     assert "this test starts the eager run itself" in output, output
