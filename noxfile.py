@@ -159,7 +159,9 @@ def _install(session: nox.Session) -> None:
 
 
 def _eager(session: nox.Session) -> None:
-    session.run(*PYTEST, "--eager-tasks", *EAGER_TESTS)
+    # the property suite runs in full in the ordinary run; here 50 examples bound the time
+    env = {"PROCMAN_PROPERTY_EXAMPLES": os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "50")}
+    session.run(*PYTEST, "--eager-tasks", *EAGER_TESTS, env=env)
 
 
 @nox.session(python=list(PYTHONS), download_python="never")
