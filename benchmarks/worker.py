@@ -29,7 +29,7 @@ def _run(coro_fn: Any, loop: str) -> Any:
         factory = getattr(asyncio, "eager_task_factory", None)
         if factory is None:
             raise Unavailable(
-                f"asyncio.eager_task_factory needs Python 3.12+ (this is {sys.version.split()[0]})"
+                f"eager_task_factory needs Python 3.12+, this is {sys.version.split()[0]}"
             )
         with asyncio.Runner() as runner:
             runner.get_loop().set_task_factory(factory)
