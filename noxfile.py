@@ -1,7 +1,7 @@
 """The whole suite on every supported Python, each in its own virtualenv.
 
     .venv/bin/nox -s tests-3.12              # ruff, mypy --strict, pytest, then the eager subset
-    .venv/bin/nox -s tests-3.13 -- eager     # only the eager-task subset
+    .venv/bin/nox -s tests-3.13 -- eager     # only the eager subset (`-- eager -x`: with options)
     .venv/bin/nox -s tests-3.12 -- -x tests/test_guard.py    # only pytest, with these arguments
 
 ``make test`` runs the suite on the ``.venv`` interpreter itself and these
@@ -158,10 +158,10 @@ def _install(session: nox.Session) -> None:
     stamp.write_text(digest + "\n", encoding="utf-8")
 
 
-def _eager(session: nox.Session) -> None:
+def _eager(session: nox.Session, *extra: str) -> None:
     # the property suite runs in full in the ordinary run; here 50 examples bound the time
     env = {"PROCMAN_PROPERTY_EXAMPLES": os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "50")}
-    session.run(*PYTEST, "--eager-tasks", *EAGER_TESTS, env=env)
+    session.run(*PYTEST, "--eager-tasks", *extra, *EAGER_TESTS, env=env)
 
 
 @nox.session(python=list(PYTHONS), download_python="never")
@@ -169,10 +169,10 @@ def tests(session: nox.Session) -> None:
     """ruff, mypy --strict and pytest on one Python; on 3.12+ the eager subset too."""
     _install(session)
     eager_capable = session.python not in ("3.11",)
-    if session.posargs == ["eager"]:
+    if session.posargs[:1] == ["eager"]:  # `-- eager [pytest options]`
         if not eager_capable:
             session.error("asyncio.eager_task_factory needs Python 3.12 or newer")
-        _eager(session)
+        _eager(session, *session.posargs[1:])
         return
     if session.posargs:
         session.run(*PYTEST, *session.posargs)
