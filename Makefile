@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300
 
 # The suite on every supported Python but .venv's (on 3.12+ each also runs the
 # eager-task subset); with CI set a missing interpreter fails, otherwise it is skipped.

@@ -42,9 +42,13 @@ EAGER_TESTS = (
     "tests/test_snapshot.py",
     "tests/test_selection.py",
     "tests/test_log_correlation.py",
-    "tests/property",
+    "tests/test_policies.py",
+    "tests/test_reliability.py",
+    # Not tests/property yet: it fails under eager tasks too (see EAGER_XFAIL in
+    # tests/conftest.py), and a failing Hypothesis run shrinks for 5-15 minutes.
 )
-PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+# --timeout (pytest-timeout): a hung test fails after 5 minutes instead of eating the CI run
+PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300")
 IN_CI = bool(os.environ.get("CI"))
 
 nox.options.sessions = ["tests"]
@@ -159,9 +163,7 @@ def _install(session: nox.Session) -> None:
 
 
 def _eager(session: nox.Session, *extra: str) -> None:
-    # the property suite runs in full in the ordinary run; here 50 examples bound the time
-    env = {"PROCMAN_PROPERTY_EXAMPLES": os.environ.get("PROCMAN_PROPERTY_EXAMPLES", "50")}
-    session.run(*PYTEST, "--eager-tasks", *extra, *EAGER_TESTS, env=env)
+    session.run(*PYTEST, "--eager-tasks", "-rx", *extra, *EAGER_TESTS)
 
 
 @nox.session(python=list(PYTHONS), download_python="never")
