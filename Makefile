@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.procman-installed
+# Every supported Python: .venv's runs lint, typecheck and pytest here, the
+# others run the same in their own nox virtualenvs (noxfile.py, reused between runs).
+PYTHONS := 3.11 3.12 3.13
+VENV_PY = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-.PHONY: demo test lint typecheck pytest bench bench-quick soak clean
+.PHONY: demo test lint typecheck pytest pythons eager bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "procman needs Python >= 3.11"'
@@ -25,9 +29,19 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300
 
-test: lint typecheck pytest
+# The suite on every supported Python but .venv's (on 3.12+ each also runs the
+# eager-task subset); with CI set a missing interpreter fails, otherwise it is skipped.
+pythons: $(STAMP)
+	$(BIN)/nox -s $(foreach v,$(filter-out $(VENV_PY),$(PYTHONS)),tests-$(v))
+	$(if $(filter-out 3.11,$(VENV_PY)),$(BIN)/nox -s tests-$(VENV_PY) -- eager)
+
+# Only the eager-task subset (pytest --eager-tasks), on 3.12 and 3.13.
+eager: $(STAMP)
+	$(BIN)/nox -s tests-3.12 tests-3.13 -- eager
+
+test: lint typecheck pytest pythons
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -39,4 +53,4 @@ soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache .hypothesis

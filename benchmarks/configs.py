@@ -3,7 +3,8 @@
 A configuration is a runner (a key of a workload's ``RUNNERS`` table) on an
 event loop. ``ref`` names the configuration it is judged against besides the
 baseline: the hand-wired floor for the fully instrumented procman, the uvloop
-baseline for procman under uvloop.
+baseline for procman under uvloop, the eager baseline for procman with
+eager tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class Config:
     description: str
     workloads: str  # letters of the workloads it runs, e.g. "ABC"
     runner: str = ""  # defaults to the name
-    loop: str = "asyncio"  # or "uvloop"
+    loop: str = "asyncio"  # or "uvloop", or "eager" (asyncio with eager_task_factory, 3.12+)
     ref: str | None = None
     ref_workloads: str = "ABC"
 
@@ -120,6 +121,22 @@ CONFIGS: tuple[Config, ...] = (
         runner="procman",
         loop="uvloop",
         ref="baseline-uvloop",
+    ),
+    Config(
+        "baseline-eager",
+        "baseline with asyncio.eager_task_factory installed on the loop (Python 3.12+)",
+        "ABC",
+        runner="baseline",
+        loop="eager",
+    ),
+    Config(
+        "procman-eager",
+        "procman (no observer) with asyncio.eager_task_factory installed on the loop "
+        "(Python 3.12+)",
+        "ABC",
+        runner="procman",
+        loop="eager",
+        ref="baseline-eager",
     ),
 )
 

@@ -26,6 +26,15 @@ MARKER = "BENCH-RESULT "
 
 
 def _run(coro_fn: Any, loop: str) -> Any:
+    if loop == "eager":
+        factory = getattr(asyncio, "eager_task_factory", None)
+        if factory is None:
+            raise Unavailable(
+                f"eager_task_factory needs Python 3.12+, this is {sys.version.split()[0]}"
+            )
+        with asyncio.Runner() as runner:
+            runner.get_loop().set_task_factory(factory)
+            return runner.run(coro_fn())
     if loop == "uvloop":
         try:
             import uvloop

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,121 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture
 def root_dir() -> Path:
     return ROOT
+
+
+# Eager tasks (Python 3.12+): `pytest --eager-tasks` installs
+# asyncio.eager_task_factory on every event loop pytest-asyncio creates for a
+# test or an async fixture (through its pytest_asyncio_loop_factories hook) and
+# on the loop of every asyncio.run() a test calls itself, so create_task() runs
+# a new task up to its first suspension at once. noxfile.py runs a
+# representative part of the suite this way on 3.12 and 3.13. Loops made any
+# other way (asyncio.new_event_loop(), a subprocess) keep the default factory.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--eager-tasks",
+        action="store_true",
+        default=False,
+        help="run every asyncio test on a loop with asyncio.eager_task_factory (Python 3.12+)",
+    )
+
+
+def eager_tasks_enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("--eager-tasks"))
+
+
+def new_eager_event_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    return loop
+
+
+class _EagerTaskLoops:
+    """Registered only under --eager-tasks: pytest-asyncio then builds every loop with it."""
+
+    @staticmethod
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, object]:
+        return {"eager": new_eager_event_loop}
+
+    @pytest.fixture(autouse=True)
+    @staticmethod
+    def _eager_asyncio_run(monkeypatch: pytest.MonkeyPatch) -> None:
+        """asyncio.run() in a test (e.g. the property suite) gets an eager loop too."""
+        real_run = asyncio.run
+
+        def run(main: Any, *, debug: bool | None = None, loop_factory: Any = None) -> Any:
+            return real_run(main, debug=debug, loop_factory=loop_factory or new_eager_event_loop)
+
+        monkeypatch.setattr(asyncio, "run", run)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not eager_tasks_enabled(config):
+        return
+    if sys.version_info < (3, 12):
+        raise pytest.UsageError(
+            "--eager-tasks needs Python 3.12 or newer (asyncio.eager_task_factory)"
+        )
+    config.pluginmanager.register(_EagerTaskLoops(), "procman-eager-tasks")
+
+
+# Known failures under --eager-tasks (deterministic; reported to the lead, library
+# unchanged). strict: a fix makes them XPASS and fail, so the entry gets removed.
+# The ones that would hang get a short pytest-timeout instead of waiting forever.
+_EAGER_RECORD = (
+    "eager tasks: ProcessManager._run registers the child's record (rec.task, _live) only "
+    "after create_task() returns, but the child's first step already ran inside it"
+)
+_EAGER_CURRENT_CHILD = (
+    _EAGER_RECORD + ": current_child() is None there, so RestartSupervisor falls back "
+    "to a standalone record (no events, no metrics, no BACKOFF state in the snapshot)"
+)
+_EAGER_READY = _EAGER_RECORD + ": ctx.ready() in that step is ignored, wait_ready() never returns"
+EAGER_XFAIL: dict[str, str] = {
+    "tests/test_restart.py::test_restart_cycle_and_events": _EAGER_CURRENT_CHILD,
+    "tests/test_restart.py::test_shutdown_during_backoff_returns_at_once": _EAGER_CURRENT_CHILD,
+    "tests/test_observers.py::test_logging_levels_and_structured_fields": _EAGER_CURRENT_CHILD,
+    "tests/test_observers.py::test_every_run_has_exactly_one_terminal_event": (
+        _EAGER_CURRENT_CHILD
+    ),
+    "tests/test_snapshot.py::test_snapshot_of_a_nested_tree": _EAGER_CURRENT_CHILD,
+    "tests/test_reliability.py::"
+    "test_zero_backoff_crash_loop_of_5000_restarts_with_flat_memory_and_matching_metric": (
+        _EAGER_CURRENT_CHILD
+    ),
+    "tests/test_policies.py::test_a_restarted_child_is_starting_again_until_it_signals_again": (
+        _EAGER_READY
+    ),
+    "tests/test_policies.py::test_failed_ready_child_restarts_and_must_signal_again": _EAGER_READY,
+    "tests/test_policies.py::test_nested_manager_is_ready_when_its_children_are": _EAGER_READY,
+    "tests/test_policies.py::test_ordered_start_waits_for_each_child_to_be_ready": _EAGER_READY,
+    "tests/test_regressions.py::test_snapshot_without_observers_tells_starting_from_running": (
+        "eager tasks: add() runs the new child to its first await before returning, so it "
+        "is RUNNING at once; the test's premise (STARTING until the loop runs it) does not hold"
+    ),
+}
+EAGER_HANGS = {
+    "tests/test_policies.py::test_a_restarted_child_is_starting_again_until_it_signals_again",
+    "tests/test_policies.py::test_failed_ready_child_restarts_and_must_signal_again",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not eager_tasks_enabled(config):
+        return
+    for item in items:
+        reason = EAGER_XFAIL.get(item.nodeid)
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        if item.nodeid in EAGER_HANGS:
+            item.add_marker(pytest.mark.timeout(10))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if eager_tasks_enabled(config):
+        return "eager tasks: asyncio.eager_task_factory on every test event loop"
+    return None
 
 
 # Hypothesis profiles: "default" (bounded, in the test command) and "long"
