@@ -1,4 +1,4 @@
-"""Shared test doubles: controllable workers and a recording observer."""
+"""Shared test doubles: controllable workers; the recorder and waits come from procman.testing."""
 
 from __future__ import annotations
 
@@ -17,23 +17,18 @@ from procman import (
     RuntimeHandle,
     runnable,
 )
-from procman.events import LifecycleEvent
+from procman.testing import EventRecorder, wait_until
 
+__all__ = [
+    "Recorder",
+    "SwallowsCancel",
+    "Worker",
+    "wait_until",
+    "waiting_worker",
+]
 
-class Recorder:
-    """Observer that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[LifecycleEvent] = []
-
-    def on_event(self, event: LifecycleEvent) -> None:
-        self.events.append(event)
-
-    def names(self, child: str | None = None) -> list[str]:
-        return [e.name for e in self.events if child is None or getattr(e, "child", None) == child]
-
-    def of(self, cls: type[LifecycleEvent]) -> list[LifecycleEvent]:
-        return [e for e in self.events if isinstance(e, cls)]
+Recorder = EventRecorder
+"""The recording observer (``procman.testing.EventRecorder``; the name older tests use)."""
 
 
 class Worker(Runnable):
@@ -93,16 +88,6 @@ class Worker(Runnable):
                         self.on_reload()
                 case Control():
                     pass
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` (tests only) until true or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 class _IgnoreControl(ProcessControlHandler):
