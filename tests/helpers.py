@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable
 
 from procman import (
+    ChildState,
     Control,
     Next,
     ProcessControlHandler,
@@ -15,6 +16,7 @@ from procman import (
     RuntimeControlMessage,
     RuntimeGuard,
     RuntimeHandle,
+    SupervisorSnapshot,
     runnable,
 )
 from procman.testing import EventRecorder, wait_until
@@ -23,6 +25,7 @@ __all__ = [
     "Recorder",
     "SwallowsCancel",
     "Worker",
+    "all_running",
     "wait_until",
     "waiting_worker",
 ]
@@ -99,11 +102,15 @@ class _IgnoreControl(ProcessControlHandler):
 
 
 class SwallowsCancel(Runnable):
-    """Ignores shutdown and swallows every cancellation until ``release`` is set."""
+    """Ignores shutdown and swallows every cancellation until ``release`` is set.
+
+    ``ended`` is set when its run returns (a test can wait for the late end).
+    """
 
     def __init__(self, release: asyncio.Event, name: str = "Stubborn") -> None:
         self.release = release
         self.name = name
+        self.ended = asyncio.Event()
 
     def process_name(self) -> str:
         return self.name
@@ -112,9 +119,12 @@ class SwallowsCancel(Runnable):
         return _IgnoreControl()
 
     async def process_start(self) -> None:
-        while not self.release.is_set():
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.release.wait()
+        try:
+            while not self.release.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.release.wait()
+        finally:
+            self.ended.set()
 
 
 def waiting_worker(name: str) -> Runnable:
@@ -129,3 +139,8 @@ def waiting_worker(name: str) -> Runnable:
                     pass
 
     return runnable(work, name=name)
+
+
+def all_running(snap: SupervisorSnapshot) -> bool:
+    """Every direct child has begun running (a ``wait_for_state`` predicate)."""
+    return bool(snap.children) and all(c.state is ChildState.RUNNING for c in snap.children)

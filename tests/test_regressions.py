@@ -47,7 +47,7 @@ async def test_reload_handler_hanging_past_grace_period_is_cancelled() -> None:
     await asyncio.wait_for(m.process_handle().reload(), 5)
     assert time.monotonic() - t0 < 3
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "timeout"  # type: ignore[attr-defined]
+    assert done.result == "timeout"
     await m.process_handle().shutdown()
     assert task.result() is None
 
@@ -69,7 +69,7 @@ async def test_reload_handler_raising_is_counted_not_fatal() -> None:
     await asyncio.sleep(0.01)
     await m.process_handle().reload()
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "error" and done.errors == 1  # type: ignore[attr-defined]
+    assert done.result == "error" and done.errors == 1
     assert not task.done()
     await m.process_handle().shutdown()
     await task
@@ -253,6 +253,6 @@ async def test_cancelled_reload_still_reports_completion() -> None:
     with pytest.raises(asyncio.CancelledError):
         await reload
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "cancelled"  # type: ignore[attr-defined]
+    assert done.result == "cancelled"
     await m.process_handle().shutdown()
     await task

@@ -75,11 +75,11 @@ async def test_restart_cycle_and_events() -> None:
     failed = rec.of(ProcessFailed)
     assert len(failed) >= 3 and all(e.child == "flaky" for e in failed)
     scheduled = rec.of(RestartScheduled)
-    assert [e.attempt for e in scheduled[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
-    assert scheduled[0].delay == pytest.approx(0.01)  # type: ignore[attr-defined]
+    assert [e.attempt for e in scheduled[:3]] == [1, 2, 3]
+    assert scheduled[0].delay == pytest.approx(0.01)
     restarted = rec.of(ProcessRestarted)
-    assert [e.attempt for e in restarted[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
-    starts = [e.restart_count for e in rec.of(ProcessStarted)]  # type: ignore[attr-defined]
+    assert [e.attempt for e in restarted[:3]] == [1, 2, 3]
+    starts = [e.restart_count for e in rec.of(ProcessStarted)]
     assert starts[:4] == [0, 1, 2, 3]
     snap = m.snapshot()
     assert snap.children == () or snap.children[0].name == "flaky"
