@@ -450,3 +450,15 @@ def test_running_tree_fixture_works_in_strict_mode(pytester: pytest.Pytester) ->
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
+
+
+def test_readme_example_passes(pytester: pytest.Pytester, root_dir: Path) -> None:
+    readme = (root_dir / "README.md").read_text()
+    section = readme.split("## Testing your processes", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_readme_example=code)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
