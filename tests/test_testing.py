@@ -14,7 +14,7 @@ from typing import assert_type
 import pytest
 from helpers import SwallowsCancel, Worker
 
-from procman import ChildState, ManagerPhase, ProcessManager
+from procman import ChildState, ManagerPhase, ManagerStateError, ProcessManager
 from procman.builtin import IdleProcess
 from procman.events import (
     LifecycleEvent,
@@ -30,6 +30,7 @@ from procman.testing import (
     WaitTimeout,
     capture_events,
     run_tree,
+    start_tree,
     wait_for_child_state,
     wait_for_event,
     wait_for_state,
@@ -221,6 +222,20 @@ async def test_wait_for_event_timeout_describes_count_and_condition() -> None:
     assert "no events recorded" in message
 
 
+async def test_a_waiter_condition_that_raises_fails_that_waiter() -> None:
+    rec = EventRecorder()
+    other = asyncio.ensure_future(wait_for_event(rec, ProcessStarted, child="w"))
+    broken = asyncio.ensure_future(
+        wait_for_event(rec, ProcessStarted, where=lambda e: e.restart_count < 1 / 0)
+    )
+    await asyncio.sleep(0)
+    event = started("w")
+    rec.on_event(event)  # must not raise into the manager's fan-out
+    with pytest.raises(ZeroDivisionError):
+        await asyncio.wait_for(broken, 5)
+    assert await asyncio.wait_for(other, 5) is event and rec.events == [event]
+
+
 # -- tree states ------------------------------------------------------------------------
 async def test_wait_for_state_and_child_state() -> None:
     rec = EventRecorder()
@@ -337,6 +352,15 @@ async def test_run_tree_lets_the_block_exception_win() -> None:
     with pytest.raises(ZeroDivisionError):
         async with run_tree(m):
             1 / 0  # noqa: B018
+    assert m.phase is ManagerPhase.STOPPED
+
+
+async def test_start_tree_refuses_a_running_manager() -> None:
+    m = ProcessManager("root", observers=[])
+    m.insert(IdleProcess())
+    async with run_tree(m):
+        with pytest.raises(ManagerStateError, match="already running"):
+            await start_tree(m)
     assert m.phase is ManagerPhase.STOPPED
 
 

@@ -55,6 +55,7 @@ def procman_recorder() -> Iterator[EventRecorder]:
 
 
 async def _running_tree() -> AsyncIterator[RunningTreeFactory]:
+    """``tree = await running_tree(manager)``: every started tree is shut down and checked."""
     trees: list[RunningTree] = []
 
     async def start(

@@ -84,7 +84,7 @@ def _fail(future: asyncio.Future[LifecycleEvent], exc: BaseException) -> None:
 
 
 def _on_loop(future: asyncio.Future[LifecycleEvent], fn: Callable[[], None]) -> None:
-    """Run ``fn`` now on the future's loop thread, or schedule it there from another thread."""
+    """Run ``fn`` (settling ``future``) now on the future's loop, or schedule it there."""
     loop = future.get_loop()
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -111,19 +111,30 @@ class EventRecorder:
 
     # -- the observer protocol ----------------------------------------------------
     def on_event(self, event: LifecycleEvent) -> None:
-        """Record ``event`` and wake the waiters it satisfies (ignored once closed)."""
+        """Record ``event`` and wake the waiters it satisfies (ignored once closed).
+
+        A waiter's condition that raises fails that waiter with the exception.
+        """
+        wake: list[tuple[asyncio.Future[LifecycleEvent], Callable[[], None]]] = []
         with self._lock:
             if self._closed:
                 return
             self.events.append(event)
-            waiters = list(self._waiters)
-        for waiter in waiters:
-            if waiter.future.done() or not waiter.match(event):
-                continue
-            waiter.seen += 1
-            if waiter.seen >= waiter.count:
+            for waiter in self._waiters:
                 future = waiter.future
-                _on_loop(future, functools.partial(_resolve, future, event))
+                if future.done():
+                    continue
+                try:
+                    matched = waiter.match(event)
+                except Exception as exc:
+                    wake.append((future, functools.partial(_fail, future, exc)))
+                    continue
+                if matched:
+                    waiter.seen += 1
+                    if waiter.seen >= waiter.count:
+                        wake.append((future, functools.partial(_resolve, future, event)))
+        for future, settle in wake:
+            _on_loop(future, settle)
 
     # -- reading ------------------------------------------------------------------
     def of(self, event_type: type[E], *, child: str | None = None) -> list[E]:

@@ -108,16 +108,20 @@ class RunningTree:
             bound = self.shutdown_timeout
             try:
                 await asyncio.wait_for(self.manager.process_handle().shutdown(), bound)
+                # stopped: process_start returns within a step or two
+                await asyncio.wait((task,), timeout=bound)
             except TimeoutError:
                 problems.append(
                     f"tree {path!r} hung: not shut down within {bound:g}s, cancelling it; "
                     + describe_snapshot(self.snapshot())
                 )
-            done, _ = await asyncio.wait((task,), timeout=bound)
-            if not done:
+            # A second cancel makes a manager abandon children that swallow the first.
+            for _ in range(2):
+                if task.done():
+                    break
                 task.cancel()
-                done, _ = await asyncio.wait((task,), timeout=bound)
-            if not done:
+                await asyncio.wait((task,), timeout=bound)
+            if not task.done():
                 problems.append(
                     f"tree {path!r} leaked: its task {task!r} still runs after cancellation"
                 )
