@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from procman.manager import ProcessManager
+from procman import ProcessManager
 from procman.testing.recorder import EventRecorder
 from procman.testing.tree import RunningTree, RunningTreeFactory, start_tree
 from procman.testing.waiting import DEFAULT_TIMEOUT

@@ -29,10 +29,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from procman.errors import ManagerStateError
+from procman import ManagerPhase, ManagerStateError, ProcessManager, SupervisorSnapshot
 from procman.events import ProcessAbandoned
-from procman.manager import ProcessManager
-from procman.snapshot import ManagerPhase, SupervisorSnapshot
 from procman.testing.recorder import EventRecorder, describe_event
 from procman.testing.waiting import DEFAULT_TIMEOUT, WaitTimeout, describe_snapshot
 
