@@ -14,7 +14,17 @@ from typing import assert_type
 import pytest
 from helpers import SwallowsCancel, Worker
 
-from procman import ChildState, ManagerPhase, ManagerStateError, ProcessManager
+from procman import (
+    ChildState,
+    Control,
+    ManagerPhase,
+    ManagerStateError,
+    ProcessManager,
+    Runnable,
+    RuntimeContext,
+    RuntimeControlMessage,
+    runnable,
+)
 from procman.builtin import IdleProcess
 from procman.events import (
     LifecycleEvent,
@@ -75,6 +85,16 @@ async def test_recorder_is_an_observer_that_keeps_every_event_typed() -> None:
     assert len(rec.of(LifecycleEvent)) == len(rec.events)
     rec.clear()
     assert rec.events == [] and rec.names() == []
+
+
+async def test_recorder_learns_its_root_and_hints_when_not_attached() -> None:
+    rec = EventRecorder()
+    with pytest.raises(WaitTimeout, match=r"never saw a tree start \(is it attached\?"):
+        await wait_for_event(rec, ProcessStarted, timeout=0.01)
+    m = ProcessManager("root", observers=[rec])
+    m.insert(Worker("w", exit_after=1))
+    await asyncio.wait_for(m.process_start(), 5)
+    assert rec.roots == [m]
 
 
 def test_of_is_typed_for_mypy(tmp_path: Path) -> None:
@@ -362,6 +382,42 @@ async def test_start_tree_refuses_a_running_manager() -> None:
         with pytest.raises(ManagerStateError, match="already running"):
             await start_tree(m)
     assert m.phase is ManagerPhase.STOPPED
+
+
+def ready_after(gate: asyncio.Event) -> Runnable:
+    async def db(ctx: RuntimeContext) -> None:
+        await gate.wait()
+        ctx.ready()
+        while True:
+            match await ctx.tick(asyncio.sleep(3600)):
+                case Control(RuntimeControlMessage.SHUTDOWN):
+                    return
+                case _:
+                    pass
+
+    return runnable(db)
+
+
+async def test_start_tree_can_wait_for_readiness() -> None:
+    rec = EventRecorder()
+    gate = asyncio.Event()
+    m = ProcessManager("root", observers=[rec])
+    m.insert(ready_after(gate), wait_ready=True)
+    starting = asyncio.ensure_future(start_tree(m, ready=True))
+    await wait_for_event(rec, ProcessStarted, child="db")
+    assert not starting.done()
+    gate.set()
+    tree = await asyncio.wait_for(starting, 5)
+    assert tree.snapshot().ready
+    assert await tree.close() == []
+
+
+async def test_start_tree_ready_timeout_names_the_unready_child() -> None:
+    m = ProcessManager("root", observers=[])
+    m.insert(ready_after(asyncio.Event()), wait_ready=True)
+    with pytest.raises(WaitTimeout, match=r"(?s)manager 'root' to be ready.*db=starting"):
+        await start_tree(m, ready=True, start_timeout=0.05)
+    assert m.phase is ManagerPhase.STOPPED  # the tree was cancelled, not left running
 
 
 async def test_tree_shutdown_returns_and_reraises() -> None:

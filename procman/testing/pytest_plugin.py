@@ -8,7 +8,8 @@ Fixtures:
 
 ``running_tree``
     A factory: ``tree = await running_tree(manager, recorder=rec)`` starts
-    the manager as a task, returns once it started its children and, at
+    the manager as a task, returns once it started its children (with
+    ``ready=True``: once the whole tree is ready) and, at
     teardown, always shuts every started tree down (through its handle,
     bounded by ``shutdown_timeout``) and awaits its task. The test fails when
     a tree hung, leaked a task, abandoned a child or ended with an error the
@@ -62,12 +63,14 @@ async def _running_tree() -> AsyncIterator[RunningTreeFactory]:
         manager: ProcessManager,
         *,
         recorder: EventRecorder | None = None,
+        ready: bool = False,
         start_timeout: float = DEFAULT_TIMEOUT,
         shutdown_timeout: float = DEFAULT_TIMEOUT,
     ) -> RunningTree:
         tree = await start_tree(
             manager,
             recorder=recorder,
+            ready=ready,
             start_timeout=start_timeout,
             shutdown_timeout=shutdown_timeout,
         )

@@ -37,9 +37,12 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from procman.events import ChildEvent, LifecycleEvent
+
+if TYPE_CHECKING:
+    from procman.manager import ProcessManager
 
 __all__ = ["E", "EventRecorder", "capture_events", "describe_event"]
 
@@ -105,6 +108,8 @@ class EventRecorder:
 
     def __init__(self) -> None:
         self.events: list[LifecycleEvent] = []
+        self.roots: list[ProcessManager] = []
+        """The root managers this recorder saw start (``on_tree_start``), oldest first."""
         self._waiters: list[_Waiter] = []
         self._closed = False
         self._lock = threading.RLock()
@@ -136,6 +141,11 @@ class EventRecorder:
         for future, settle in wake:
             _on_loop(future, settle)
 
+    def on_tree_start(self, root: ProcessManager) -> None:
+        """The optional observer hook: remember the root managers it is attached to."""
+        if not any(r is root for r in self.roots):
+            self.roots.append(root)
+
     # -- reading ------------------------------------------------------------------
     def of(self, event_type: type[E], *, child: str | None = None) -> list[E]:
         """The recorded events of ``event_type`` (subclasses included), typed as such.
@@ -165,6 +175,11 @@ class EventRecorder:
         """What was seen, for failure messages: the count and the last ``n`` events."""
         total = len(self.events)
         if not total:
+            if not self.roots and not self._closed:
+                return (
+                    "no events recorded, and the recorder never saw a tree start "
+                    "(is it attached? ProcessManager(..., observers=[rec]))"
+                )
             return "no events recorded"
         shown = self.last(n)
         head = f"{total} events recorded" + (f", the last {len(shown)}" if total > n else "")

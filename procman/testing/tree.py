@@ -152,6 +152,7 @@ class RunningTreeFactory(Protocol):
         manager: ProcessManager,
         *,
         recorder: EventRecorder | None = ...,
+        ready: bool = ...,
         start_timeout: float = ...,
         shutdown_timeout: float = ...,
     ) -> RunningTree: ...
@@ -161,6 +162,7 @@ async def start_tree(
     manager: ProcessManager,
     *,
     recorder: EventRecorder | None = None,
+    ready: bool = False,
     start_timeout: float = DEFAULT_TIMEOUT,
     shutdown_timeout: float = DEFAULT_TIMEOUT,
 ) -> RunningTree:
@@ -168,32 +170,35 @@ async def start_tree(
 
     "Started" is :meth:`ProcessManager.wait_started`: the children are
     scheduled, not necessarily running; wait for their events or states next.
-    Fails with :class:`WaitTimeout` when the manager does not start within
-    ``start_timeout`` and re-raises at once what ``process_start`` raised
-    before starting (a manager already running, say). The caller must
-    :meth:`RunningTree.close` the tree: prefer :func:`run_tree` or the
-    ``running_tree`` fixture, which always do.
+    With ``ready=True`` it returns once the whole tree is ready
+    (:meth:`ProcessManager.wait_ready`). Fails with :class:`WaitTimeout` when
+    the manager does not get there within ``start_timeout`` (the tree is then
+    cancelled) and re-raises what ``process_start`` raised if it ended before.
+    ``recorder`` is the recorder attached to the tree, checked at the end for
+    abandoned children. The caller must :meth:`RunningTree.close` the tree:
+    prefer :func:`run_tree` or the ``running_tree`` fixture, which always do.
     """
     if manager.phase in (ManagerPhase.RUNNING, ManagerPhase.STOPPING):
         raise ManagerStateError(f"manager {manager.path!r} is already running")
     task = asyncio.create_task(manager.process_start(), name=f"procman-tree:{manager.name}")
-    started = asyncio.ensure_future(manager.wait_started())
+    waiter = asyncio.ensure_future(manager.wait_ready() if ready else manager.wait_started())
     try:
-        await asyncio.wait((task, started), timeout=start_timeout, return_when="FIRST_COMPLETED")
-        is_started = started.done()
+        await asyncio.wait((task, waiter), timeout=start_timeout, return_when="FIRST_COMPLETED")
+    except BaseException:
+        task.cancel()
+        raise
     finally:
-        if not started.done():
-            started.cancel()
-    if not is_started:
-        if task.done():
-            task.result()  # process_start raised before it started the children
+        reached = waiter.done() and not waiter.cancelled()
+        if not waiter.done():
+            waiter.cancel()
+    if not reached and task.done():
+        task.result()  # process_start raised (or returned) before getting there
+    elif not reached:
+        seen = describe_snapshot(manager.snapshot())
         task.cancel()
         await asyncio.wait((task,), timeout=shutdown_timeout)
-        raise WaitTimeout(
-            f"manager {manager.path!r} to start",
-            describe_snapshot(manager.snapshot()),
-            start_timeout,
-        )
+        what = f"manager {manager.path!r} to {'be ready' if ready else 'start'}"
+        raise WaitTimeout(what, seen + "\n(the tree was cancelled)", start_timeout)
     return RunningTree(manager, task, recorder=recorder, shutdown_timeout=shutdown_timeout)
 
 
@@ -202,12 +207,20 @@ async def run_tree(
     manager: ProcessManager,
     *,
     recorder: EventRecorder | None = None,
+    ready: bool = False,
     start_timeout: float = DEFAULT_TIMEOUT,
     shutdown_timeout: float = DEFAULT_TIMEOUT,
 ) -> AsyncIterator[RunningTree]:
-    """Run ``manager`` for the ``async with`` block; see the module docstring."""
+    """Run ``manager`` for the ``async with`` block (arguments: :func:`start_tree`).
+
+    See the module docstring for what the exit checks.
+    """
     tree = await start_tree(
-        manager, recorder=recorder, start_timeout=start_timeout, shutdown_timeout=shutdown_timeout
+        manager,
+        recorder=recorder,
+        ready=ready,
+        start_timeout=start_timeout,
+        shutdown_timeout=shutdown_timeout,
     )
     try:
         yield tree
