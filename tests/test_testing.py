@@ -151,12 +151,12 @@ async def test_capture_events_records_inside_the_block_only() -> None:
 
 async def test_closing_the_recorder_fails_a_pending_waiter_at_once() -> None:
     with EventRecorder() as rec:
-        waiter = asyncio.ensure_future(wait_for_event(rec, ProcessStarted, timeout=30))
-        await asyncio.sleep(0)  # let the waiter subscribe
-    t0 = time.monotonic()
-    with pytest.raises(RuntimeError, match="closed"):
-        await waiter
-    assert time.monotonic() - t0 < 1
+        pending = rec.subscribe(lambda e: True)  # what wait_for_event awaits
+    assert pending.done()
+    with pytest.raises(RuntimeError, match="closed while a waiter was pending"):
+        pending.result()
+    with pytest.raises(RuntimeError, match="is closed"):
+        await wait_for_event(rec, ProcessStarted, timeout=30)  # fails at once, not in 30 s
 
 
 # -- wait_for_event ---------------------------------------------------------------------
@@ -174,43 +174,38 @@ async def test_wait_for_event_returns_the_matching_event() -> None:
     await task
 
 
-async def test_wait_for_event_wakes_on_the_event_without_polling() -> None:
+async def test_a_matching_event_resolves_the_waiter_synchronously() -> None:
     rec = EventRecorder()
-    waiter = asyncio.ensure_future(
-        wait_for_event(rec, ProcessFailed, where=lambda e: e.child == "b")
-    )
-    await asyncio.sleep(0)
+    future = rec.subscribe(lambda e: isinstance(e, ProcessFailed) and e.child == "b")
     rec.on_event(failed("a", ValueError("a")))
-    await asyncio.sleep(0)
-    assert not waiter.done()
-    rec.on_event(failed("b", KeyError("b")))
-    # resolved by the event itself: two loop steps, not a poll interval
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert waiter.done() and waiter.result().child == "b"
+    assert not future.done()
+    event = failed("b", KeyError("b"))
+    rec.on_event(event)
+    # settled inside on_event: wait_for_event, which awaits this future, never polls
+    assert future.done() and future.result() is event
 
 
-async def test_wait_for_event_count_waits_for_the_nth() -> None:
+async def test_wait_for_event_count_includes_recorded_events() -> None:
     rec = EventRecorder()
-    rec.on_event(started("w"))
-    waiter = asyncio.ensure_future(wait_for_event(rec, ProcessStarted, child="w", count=2))
-    await asyncio.sleep(0)
+    first = started("w")
+    rec.on_event(first)
+    future = rec.subscribe(lambda e: e.path == "root/w", count=2, recorded=True)
     rec.on_event(started("other"))
-    await asyncio.sleep(0)
-    assert not waiter.done()
+    assert not future.done()  # the recorded start counted once, "other" not at all
     second = started("w", restart_count=1)
     rec.on_event(second)
-    assert await asyncio.wait_for(waiter, 5) is second
+    assert future.result() is second
+    assert await wait_for_event(rec, ProcessStarted, child="w", count=2, timeout=0) is second
+    assert await wait_for_event(rec, ProcessStarted, child="w", timeout=0) is first
 
 
-async def test_wait_for_event_from_an_observer_thread() -> None:
+async def test_waiters_are_woken_from_an_observer_thread() -> None:
     rec = EventRecorder()
     event = started("w")
-    waiter = asyncio.ensure_future(wait_for_event(rec, ProcessStarted))
-    await asyncio.sleep(0)
+    future = rec.subscribe(lambda e: True)
     thread = threading.Thread(target=rec.on_event, args=(event,))
     thread.start()
-    assert await asyncio.wait_for(waiter, 5) is event
+    assert await asyncio.wait_for(future, 5) is event  # via call_soon_threadsafe
     thread.join()
 
 
@@ -244,16 +239,13 @@ async def test_wait_for_event_timeout_describes_count_and_condition() -> None:
 
 async def test_a_waiter_condition_that_raises_fails_that_waiter() -> None:
     rec = EventRecorder()
-    other = asyncio.ensure_future(wait_for_event(rec, ProcessStarted, child="w"))
-    broken = asyncio.ensure_future(
-        wait_for_event(rec, ProcessStarted, where=lambda e: e.restart_count < 1 / 0)
-    )
-    await asyncio.sleep(0)
+    other = rec.subscribe(lambda e: e.path == "root/w")
+    broken = rec.subscribe(lambda e: 1 / 0 > 0)
     event = started("w")
     rec.on_event(event)  # must not raise into the manager's fan-out
     with pytest.raises(ZeroDivisionError):
-        await asyncio.wait_for(broken, 5)
-    assert await asyncio.wait_for(other, 5) is event and rec.events == [event]
+        broken.result()
+    assert other.result() is event and rec.events == [event]
 
 
 # -- tree states ------------------------------------------------------------------------
@@ -307,7 +299,7 @@ async def test_wait_until_rechecks_on_events_and_names_the_condition() -> None:
     rec = EventRecorder()
     seen: list[str] = []
     waiter = asyncio.ensure_future(wait_until(lambda: "go" in seen, recorder=rec, timeout=5))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one step: the waiter checked once and now waits for an event
     seen.append("go")
     rec.on_event(started("w"))
     await asyncio.wait_for(waiter, 5)
