@@ -27,6 +27,10 @@ How they wait:
   also re-check on a short bounded poll: after 1 ms, doubling up to 20 ms.
 * :func:`wait_until` checks an arbitrary predicate: with a ``recorder`` on
   every event, and on the same bounded poll.
+
+They take ``timeout=`` instead of leaving it to an outer ``asyncio.timeout()``
+because the bound is part of the failure message (what was awaited, for how
+long, and what was seen by then).
 """
 
 from __future__ import annotations
