@@ -188,11 +188,7 @@ async def test_nested_manager_with_stubborn_grandchild_reports_it_before_parent_
     root.insert(inner)
     task = asyncio.create_task(root.process_start())
     try:
-        # Kept as on main: with wait_for_event(rec, ProcessStarted, count=3) here the
-        # test failed in a few percent of runs on a loaded machine. The cause is in the core, not
-        # the wait: the nested deadline is only 5 ms before the parent's, and a loop lag
-        # of 5 ms makes both abandon timers run in one iteration (see the report).
-        await asyncio.sleep(0.01)
+        await wait_for_event(rec, ProcessStarted, count=3)  # inner and both leaves
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)

@@ -149,6 +149,37 @@ async def test_capture_events_records_inside_the_block_only() -> None:
     assert len(rec.events) == inside  # closed: no longer records
 
 
+async def test_capture_events_attaches_to_a_tree_and_restores_its_observers() -> None:
+    other = EventRecorder()
+    inner = ProcessManager("db", observers=[])
+    inner.insert(Worker("conn", exit_after=1))
+    root = ProcessManager("root", observers=[other])
+    root.insert(inner)
+    with capture_events(root) as rec:
+        assert root.observers == (other, rec)
+        await asyncio.wait_for(root.process_start(), 5)
+    assert [e.path for e in rec.of(ProcessStopped)] == ["root/db/conn", "root/db"]
+    assert rec.roots == [root] and len(other.events) == len(rec.events)
+    assert root.observers == (other,)  # restored
+
+    default = ProcessManager("app")  # the default observers: logging stays
+    with capture_events(default) as rec2:
+        assert [type(o).__name__ for o in default.observers or ()] == [
+            "LoggingObserver",
+            "EventRecorder",
+        ]
+    assert default.observers is None and rec2.closed
+
+
+async def test_capture_events_refuses_a_running_manager_and_leaves_it_alone() -> None:
+    m = ProcessManager("root", observers=[])
+    m.insert(IdleProcess())
+    async with run_tree(m):
+        with pytest.raises(ManagerStateError, match=r"set_observers\(\)"), capture_events(m):
+            pass  # pragma: no cover
+        assert m.observers == ()
+
+
 async def test_closing_the_recorder_fails_a_pending_waiter_at_once() -> None:
     with EventRecorder() as rec:
         pending = rec.subscribe(lambda e: True)  # what wait_for_event awaits

@@ -4,7 +4,8 @@ Standard library only (pytest is imported by the plugin module alone, which
 pytest loads through the ``pytest11`` entry point).
 
 * :class:`EventRecorder` / :func:`capture_events`: an observer that keeps
-  every event; ``rec.of(ProcessFailed)`` is a ``list[ProcessFailed]``.
+  every event; ``rec.of(ProcessFailed)`` is a ``list[ProcessFailed]``;
+  ``with capture_events(root) as rec:`` attaches one to a tree for a block.
 * :func:`wait_for_event`, :func:`wait_for_state`,
   :func:`wait_for_child_state`, :func:`wait_until`: wait for what a test
   needs instead of sleeping; on timeout they raise :class:`WaitTimeout`

@@ -12,14 +12,17 @@ Attach it like any observer and read what happened, typed::
     (failed,) = rec.of(ProcessFailed)  # list[ProcessFailed]: failed.exception type-checks
     assert rec.names(child="db") == ["procman.child.starting", "procman.child.started", ...]
 
-As a context manager (the model is structlog's ``testing.capture_logs``) it
+As a context manager (the model is structlog's ``testing.capture_logs``)
+:func:`capture_events` attaches a fresh recorder to a tree for the block; it
 records only inside the block, and waiters still pending at the end fail at
 once instead of running into their timeout::
 
-    with capture_events() as rec:
-        root = ProcessManager("root", observers=[rec])
+    with capture_events(root) as rec:
         await root.process_start()
     assert rec.of(ProcessStarted)
+
+(An ``EventRecorder`` is a context manager too: ``with EventRecorder() as rec``
+closes it at the end.)
 
 A recorder also wakes waiters: :func:`procman.testing.wait_for_event` resolves
 a future the moment a matching event is recorded (no polling), and
@@ -43,6 +46,7 @@ from procman.events import ChildEvent, LifecycleEvent
 
 if TYPE_CHECKING:
     from procman.manager import ProcessManager
+    from procman.observer import Observer
 
 __all__ = ["E", "EventRecorder", "capture_events", "describe_event"]
 
@@ -263,12 +267,39 @@ def _child_of(event: LifecycleEvent) -> str | None:
 
 
 @contextmanager
-def capture_events() -> Iterator[EventRecorder]:
+def capture_events(*managers: ProcessManager) -> Iterator[EventRecorder]:
     """A fresh :class:`EventRecorder` that records only inside the ``with`` block.
 
-    Attach it to the tree under test (``observers=[rec]`` or
-    ``ProcessManagerBuilder().observer(rec)``); the events stay readable after
-    the block.
+    Given managers (typically the root of the tree under test: nested managers
+    inherit it), the recorder is added to their observers for the block with
+    :meth:`ProcessManager.set_observers`, so they must not be running yet. A
+    manager left at the default observers keeps its default logging observer
+    next to the recorder. At the end their observers are restored, except on
+    a manager still running (the closed recorder then ignores its events).
+    Without managers, attach the recorder yourself (``observers=[rec]``).
+    The recorded events stay readable after the block::
+
+        with capture_events(root) as rec:
+            await root.process_start()
+        assert [e.child for e in rec.of(ProcessFailed)] == []
     """
-    with EventRecorder() as rec:
-        yield rec
+    from procman.snapshot import ManagerPhase
+
+    rec = EventRecorder()
+    attached: list[tuple[ProcessManager, tuple[Observer, ...] | None]] = []
+    try:
+        for manager in managers:
+            own = manager.observers
+            if own is None:
+                from procman.observe.logging import LoggingObserver
+
+                manager.set_observers((LoggingObserver(), rec))
+            else:
+                manager.set_observers((*own, rec))
+            attached.append((manager, own))
+        with rec:
+            yield rec
+    finally:
+        for manager, own in attached:
+            if manager.phase not in (ManagerPhase.RUNNING, ManagerPhase.STOPPING):
+                manager.set_observers(own)
