@@ -97,7 +97,7 @@ async def test_recorder_learns_its_root_and_hints_when_not_attached() -> None:
     assert rec.roots == [m]
 
 
-def test_of_is_typed_for_mypy(tmp_path: Path) -> None:
+def test_of_is_typed_for_mypy(tmp_path: Path, root_dir: Path) -> None:
     snippet = tmp_path / "snippet.py"
     snippet.write_text(
         textwrap.dedent(
@@ -123,13 +123,13 @@ def test_of_is_typed_for_mypy(tmp_path: Path) -> None:
             "-m",
             "mypy",
             "--strict",
-            "--cache-dir",
-            str(tmp_path / "cache"),
+            "--cache-dir",  # a cache of its own, kept between runs (git-ignored)
+            str(root_dir / ".mypy_cache" / "test_testing"),
             str(snippet),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a bound for a hang only: cold, mypy takes a few seconds
         cwd=tmp_path,
     )
     # exactly one error: the attribute ProcessStarted does not have
