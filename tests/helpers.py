@@ -1,4 +1,4 @@
-"""Shared test doubles: controllable workers and a recording observer."""
+"""Shared test doubles: controllable workers; the recorder and waits come from procman.testing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable
 
 from procman import (
+    ChildState,
     Control,
     Next,
     ProcessControlHandler,
@@ -15,25 +16,22 @@ from procman import (
     RuntimeControlMessage,
     RuntimeGuard,
     RuntimeHandle,
+    SupervisorSnapshot,
     runnable,
 )
-from procman.events import LifecycleEvent
+from procman.testing import EventRecorder, wait_until
 
+__all__ = [
+    "Recorder",
+    "SwallowsCancel",
+    "Worker",
+    "all_running",
+    "wait_until",
+    "waiting_worker",
+]
 
-class Recorder:
-    """Observer that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[LifecycleEvent] = []
-
-    def on_event(self, event: LifecycleEvent) -> None:
-        self.events.append(event)
-
-    def names(self, child: str | None = None) -> list[str]:
-        return [e.name for e in self.events if child is None or getattr(e, "child", None) == child]
-
-    def of(self, cls: type[LifecycleEvent]) -> list[LifecycleEvent]:
-        return [e for e in self.events if isinstance(e, cls)]
+Recorder = EventRecorder
+"""The recording observer (``procman.testing.EventRecorder``; the name older tests use)."""
 
 
 class Worker(Runnable):
@@ -95,16 +93,6 @@ class Worker(Runnable):
                     pass
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` (tests only) until true or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
-
-
 class _IgnoreControl(ProcessControlHandler):
     async def shutdown(self) -> None:
         pass
@@ -114,11 +102,15 @@ class _IgnoreControl(ProcessControlHandler):
 
 
 class SwallowsCancel(Runnable):
-    """Ignores shutdown and swallows every cancellation until ``release`` is set."""
+    """Ignores shutdown and swallows every cancellation until ``release`` is set.
+
+    ``ended`` is set when its run returns (a test can wait for the late end).
+    """
 
     def __init__(self, release: asyncio.Event, name: str = "Stubborn") -> None:
         self.release = release
         self.name = name
+        self.ended = asyncio.Event()
 
     def process_name(self) -> str:
         return self.name
@@ -127,9 +119,12 @@ class SwallowsCancel(Runnable):
         return _IgnoreControl()
 
     async def process_start(self) -> None:
-        while not self.release.is_set():
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.release.wait()
+        try:
+            while not self.release.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.release.wait()
+        finally:
+            self.ended.set()
 
 
 def waiting_worker(name: str) -> Runnable:
@@ -144,3 +139,8 @@ def waiting_worker(name: str) -> Runnable:
                     pass
 
     return runnable(work, name=name)
+
+
+def all_running(snap: SupervisorSnapshot) -> bool:
+    """Every direct child has begun running (a ``wait_for_state`` predicate)."""
+    return bool(snap.children) and all(c.state is ChildState.RUNNING for c in snap.children)

@@ -15,6 +15,7 @@ from procman import (
     RuntimeGuard,
     RuntimeHandle,
 )
+from procman.testing import wait_until
 
 
 async def test_tick_returns_next_when_awaitable_finishes_first() -> None:
@@ -27,16 +28,18 @@ async def test_tick_returns_control_and_cancels_the_awaitable() -> None:
     guard = RuntimeGuard()
     ticker = guard.runtime_ticker()
     cancelled = asyncio.Event()
+    waiting = asyncio.Event()
 
     async def slow() -> None:
         try:
+            waiting.set()
             await asyncio.sleep(60)
         except asyncio.CancelledError:
             cancelled.set()
             raise
 
     async def send_later() -> None:
-        await asyncio.sleep(0.01)
+        await waiting.wait()  # the ticker is inside slow()
         await guard.handle().shutdown()
 
     sender = asyncio.create_task(send_later())
@@ -125,10 +128,10 @@ async def test_start_shutdown_start_again() -> None:
 async def test_block_until_shutdown_ignores_other_messages() -> None:
     guard = RuntimeGuard()
     task = asyncio.create_task(guard.block_until_shutdown())
-    await asyncio.sleep(0)
+    await wait_until(guard.is_running)
     guard.send_nowait(RuntimeControlMessage.RELOAD)
     guard.send_nowait(Custom(1))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the thing under test: these messages do not end it
     assert not task.done()
     guard.send_nowait(RuntimeControlMessage.SHUTDOWN)
     await asyncio.wait_for(task, 5)

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from helpers import Recorder, SwallowsCancel, Worker, wait_until
+from helpers import Recorder, SwallowsCancel, Worker, all_running, wait_until
 
 from procman import (
     ChildState,
@@ -29,10 +29,12 @@ from procman.events import (
     ProcessAbandoned,
     ProcessCancelled,
     ProcessFailed,
+    ProcessStarted,
     ProcessStopTimedOut,
     ShutdownCompleted,
     ShutdownRequested,
 )
+from procman.testing import wait_for_child_state, wait_for_event, wait_for_state
 
 
 def manager(*children: Runnable, name: str = "root", **kw: object) -> ProcessManager:
@@ -65,10 +67,11 @@ async def test_children_exiting_normally_end_the_manager() -> None:
 
 
 async def test_idle_process_keeps_manager_alive_until_shutdown() -> None:
-    m = manager(IdleProcess())
+    rec = Recorder()
+    m = manager(IdleProcess(), observers=[rec])
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.05)
-    assert not task.done()
+    await wait_for_child_state(m, "IdleProcess", ChildState.RUNNING, recorder=rec)
+    assert not task.done() and m.phase is ManagerPhase.RUNNING
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
     assert task.done() and task.result() is None
 
@@ -88,9 +91,10 @@ async def test_shutdown_waits_for_children() -> None:
         def process_handle(self) -> ProcessControlHandler:
             return self.idle.process_handle()
 
-    m = manager(Slow(), Slow())
+    rec = Recorder()
+    m = manager(Slow(), Slow(), observers=[rec])
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_event(rec, ProcessStarted, count=2)
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
     assert finished == [True, True]
     assert task.done()
@@ -99,7 +103,7 @@ async def test_shutdown_waits_for_children() -> None:
 async def test_insert_before_start_and_add_while_running() -> None:
     m = manager(IdleProcess("first"))
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     with pytest.raises(ManagerStateError, match=r"use add\(\)"):
         m.insert(IdleProcess())
     second = Worker("second")
@@ -124,9 +128,10 @@ async def test_add_after_end_raises() -> None:
 
 
 async def test_add_during_shutdown_raises() -> None:
-    m = manager(Worker(ignore_shutdown=True), shutdown_grace_period=0.2)
+    w = Worker(ignore_shutdown=True)
+    m = manager(w, shutdown_grace_period=0.2)
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await w.started.wait()
     m.request_shutdown()
     with pytest.raises(ManagerStateError, match="shutting down"):
         m.add(IdleProcess())
@@ -171,9 +176,10 @@ async def test_failure_during_shutdown_counts_as_error() -> None:
             await self.guard.block_until_shutdown()
             raise RuntimeError("failed while stopping")
 
-    m = manager(FailsOnShutdown("x"))
+    rec = Recorder()
+    m = manager(FailsOnShutdown("x"), observers=[rec])
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_event(rec, ProcessStarted, child="x")
     await m.process_handle().shutdown()
     with pytest.raises(RuntimeError, match="failed while stopping"):
         await task
@@ -196,9 +202,9 @@ async def test_grace_period_cancels_stuck_children() -> None:
     timeouts = rec.of(ProcessStopTimedOut)
     assert [e.child for e in timeouts] == ["stuck"]
     cancelled = [e for e in rec.of(ProcessCancelled) if e.child == "stuck"]
-    assert len(cancelled) == 1 and cancelled[0].outcome == "timeout"  # type: ignore[attr-defined]
+    assert len(cancelled) == 1 and cancelled[0].outcome == "timeout"
     (done,) = rec.of(ShutdownCompleted)
-    assert done.forced == 1  # type: ignore[attr-defined]
+    assert done.forced == 1
 
 
 async def test_configurable_grace_period_accepts_timedelta() -> None:
@@ -220,14 +226,15 @@ async def test_child_swallowing_cancellation_is_abandoned_and_manager_returns() 
     release = asyncio.Event()
 
     m = ProcessManager("root", shutdown_grace_period=0.05, cancel_timeout=0.1, observers=[rec])
-    m.insert(SwallowsCancel(release))
+    stubborn = SwallowsCancel(release)
+    m.insert(stubborn)
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_event(rec, ProcessStarted, child="Stubborn")
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
     assert task.result() is None
     assert len(rec.of(ProcessAbandoned)) == 1
     release.set()
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(stubborn.ended.wait(), 5)
     # Exactly one terminal event even though the task eventually ends.
     terminal = [
         e
@@ -259,9 +266,10 @@ async def test_errors_beat_cancellation() -> None:
 
 
 async def test_outside_cancellation_without_error_raises_cancelled() -> None:
-    m = manager(IdleProcess(), Worker())
+    rec = Recorder()
+    m = manager(IdleProcess(), Worker(), observers=[rec])
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_state(m, all_running, recorder=rec)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
@@ -296,9 +304,10 @@ async def test_parallel_reload_reaches_every_child_concurrently() -> None:
         def process_handle(self) -> ProcessControlHandler:
             return self.h
 
-    m = manager(R(), R(), R())
+    rec = Recorder()
+    m = manager(R(), R(), R(), observers=[rec])
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_state(m, all_running, recorder=rec)
     await asyncio.wait_for(m.process_handle().reload(), 3)
     assert len(started) == 3
     await m.process_handle().shutdown()
@@ -364,7 +373,7 @@ async def test_nested_paths_and_observer_inheritance() -> None:
 
 async def test_child_shutting_down_its_own_manager_does_not_deadlock() -> None:
     async def quitter(ctx: RuntimeContext) -> None:
-        await asyncio.sleep(0.01)
+        await wait_for_state(root, all_running, recorder=rec)  # the whole tree is up
         await root.process_handle().shutdown()  # returns at once: we are inside
         match await ctx.tick(asyncio.sleep(5)):
             case Control(RuntimeControlMessage.SHUTDOWN):
@@ -372,14 +381,15 @@ async def test_child_shutting_down_its_own_manager_does_not_deadlock() -> None:
             case _:
                 raise AssertionError("expected shutdown")
 
-    root = manager(runnable(quitter), IdleProcess())
+    rec = Recorder()
+    root = manager(runnable(quitter), IdleProcess(), observers=[rec])
     await asyncio.wait_for(root.process_start(), 3)
 
 
 async def test_auto_cleanup_drops_finished_children() -> None:
     m = manager(IdleProcess())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     for i in range(100):
         m.add(Worker(f"short-{i}", exit_after=1, period=0))
     await wait_until(lambda: len(m) == 1)
@@ -391,7 +401,7 @@ async def test_auto_cleanup_drops_finished_children() -> None:
 async def test_without_auto_cleanup_finished_children_stay_visible() -> None:
     m = manager(IdleProcess(), auto_cleanup=False)
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     m.add(Worker("short", exit_after=1, period=0))
     await wait_until(lambda: len(m) == 1)
     states = {c.name: c.state for c in m.snapshot().children}
@@ -411,7 +421,7 @@ async def test_manager_can_be_started_again() -> None:
 async def test_starting_twice_concurrently_is_an_error() -> None:
     m = manager(IdleProcess())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     with pytest.raises(ManagerStateError, match="already running"):
         await m.process_start()
     await m.process_handle().shutdown()
@@ -419,9 +429,10 @@ async def test_starting_twice_concurrently_is_an_error() -> None:
 
 
 async def test_shutdown_from_many_tasks_concurrently() -> None:
-    m = manager(*(Worker(f"w{i}") for i in range(5)))
+    ws = [Worker(f"w{i}") for i in range(5)]
+    m = manager(*ws)
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await asyncio.gather(*(w.started.wait() for w in ws))
     await asyncio.wait_for(asyncio.gather(*(m.process_handle().shutdown() for _ in range(50))), 5)
     assert task.result() is None
 
@@ -434,9 +445,9 @@ async def test_failure_event_and_shutdown_reason() -> None:
     with pytest.raises(ValueError):
         await m.process_start()
     (failed,) = rec.of(ProcessFailed)
-    assert failed.exception is err and failed.error_type == "ValueError"  # type: ignore[attr-defined]
+    assert failed.exception is err and failed.error_type == "ValueError"
     (requested,) = rec.of(ShutdownRequested)
-    assert requested.reason == "failure"  # type: ignore[attr-defined]
+    assert requested.reason == "failure"
 
 
 async def test_procman_error_hierarchy() -> None:

@@ -9,11 +9,12 @@ import textwrap
 import time
 
 import pytest
-from helpers import Recorder, SwallowsCancel, Worker, wait_until
+from helpers import Recorder, SwallowsCancel, Worker, all_running, wait_until
 
 from procman import ManagerStateError, ProcessControlHandler, ProcessManager, Runnable
 from procman.builtin import IdleProcess
-from procman.events import ReloadCompleted
+from procman.events import ProcessStarted, ReloadCompleted, ReloadRequested, ShutdownRequested
+from procman.testing import wait_for_event, wait_for_state
 
 
 class HangingReload(Runnable):
@@ -42,12 +43,12 @@ async def test_reload_handler_hanging_past_grace_period_is_cancelled() -> None:
     m = ProcessManager("root", shutdown_grace_period=0.1, observers=[rec])
     m.insert(HangingReload()).insert(Worker("ok"))
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_state(m, all_running, recorder=rec)
     t0 = time.monotonic()
     await asyncio.wait_for(m.process_handle().reload(), 5)
     assert time.monotonic() - t0 < 3
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "timeout"  # type: ignore[attr-defined]
+    assert done.result == "timeout"
     await m.process_handle().shutdown()
     assert task.result() is None
 
@@ -66,10 +67,10 @@ async def test_reload_handler_raising_is_counted_not_fatal() -> None:
     m = ProcessManager("root", observers=[rec])
     m.insert(Bad())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_state(m, all_running, recorder=rec)
     await m.process_handle().reload()
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "error" and done.errors == 1  # type: ignore[attr-defined]
+    assert done.result == "error" and done.errors == 1
     assert not task.done()
     await m.process_handle().shutdown()
     await task
@@ -79,7 +80,7 @@ async def test_add_racing_with_shutdown_is_refused_or_run_never_lost() -> None:
     m = ProcessManager("root", observers=[])
     m.insert(IdleProcess())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     added: list[Worker] = []
     refused = 0
 
@@ -95,7 +96,7 @@ async def test_add_racing_with_shutdown_is_refused_or_run_never_lost() -> None:
             await asyncio.sleep(0.001)
 
     adding = asyncio.create_task(adder())
-    await asyncio.sleep(0.03)
+    await wait_until(lambda: len(added) >= 5)  # shut down while the adds are racing
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
     await adding
     assert task.result() is None
@@ -165,7 +166,7 @@ async def test_many_children_added_and_finished_leave_no_bookkeeping() -> None:
     m = ProcessManager("root", observers=[])
     m.insert(IdleProcess())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0)
+    await m.wait_started()
     for i in range(2000):
         m.add(Worker(f"w{i}", exit_after=1, period=0))
     await wait_until(lambda: len(m) == 1)
@@ -181,12 +182,13 @@ async def test_nested_manager_with_stubborn_grandchild_reports_it_before_parent_
 
     rec = Recorder()
     inner = ProcessManager("inner", cancel_timeout=0.05)
-    inner.insert(SwallowsCancel(release)).insert(IdleProcess())
+    stubborn = SwallowsCancel(release)
+    inner.insert(stubborn).insert(IdleProcess())
     root = ProcessManager("root", cancel_timeout=0.05, observers=[rec])
     root.insert(inner)
     task = asyncio.create_task(root.process_start())
     try:
-        await asyncio.sleep(0.01)
+        await wait_for_event(rec, ProcessStarted, count=3)  # inner and both leaves
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
@@ -194,7 +196,7 @@ async def test_nested_manager_with_stubborn_grandchild_reports_it_before_parent_
         assert abandoned == ["root/inner/Stubborn"]  # the stubborn leaf, not the subtree
     finally:
         release.set()
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(stubborn.ended.wait(), 5)
 
 
 async def test_manager_cancelled_twice_reports_the_stubborn_child_abandoned() -> None:
@@ -203,12 +205,13 @@ async def test_manager_cancelled_twice_reports_the_stubborn_child_abandoned() ->
 
     rec = Recorder()
     m = ProcessManager("root", shutdown_grace_period=0.1, cancel_timeout=0.2, observers=[rec])
-    m.insert(SwallowsCancel(release, "stubborn"))
+    stubborn = SwallowsCancel(release, "stubborn")
+    m.insert(stubborn)
     task = asyncio.create_task(m.process_start())
     try:
-        await asyncio.sleep(0.01)
+        await wait_for_event(rec, ProcessStarted, child="stubborn")
         task.cancel()
-        await asyncio.sleep(0.01)
+        await wait_for_event(rec, ShutdownRequested)  # the first cancel was handled
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
@@ -218,7 +221,7 @@ async def test_manager_cancelled_twice_reports_the_stubborn_child_abandoned() ->
         ]
     finally:
         release.set()
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(stubborn.ended.wait(), 5)
 
 
 async def test_snapshot_without_observers_tells_starting_from_running() -> None:
@@ -228,13 +231,13 @@ async def test_snapshot_without_observers_tells_starting_from_running() -> None:
     m.insert(IdleProcess("a")).insert(IdleProcess("b"))
     task = asyncio.create_task(m.process_start())
     await m.wait_started()
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the thing under test: one step later every coroutine has begun
     assert {c.state for c in m.snapshot().children} == {ChildState.RUNNING}
     assert m.snapshot().ready
     m.add(IdleProcess("late"))  # scheduled, its coroutine has not run yet
     states = {c.name: c.state for c in m.snapshot().children}
     assert states["late"] is ChildState.STARTING and not m.snapshot().ready
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the thing under test, as above
     assert m.snapshot().ready
     await m.process_handle().shutdown()
     await task
@@ -246,13 +249,13 @@ async def test_cancelled_reload_still_reports_completion() -> None:
     m = ProcessManager("root", observers=[rec])
     m.insert(HangingReload())
     task = asyncio.create_task(m.process_start())
-    await asyncio.sleep(0.01)
+    await wait_for_state(m, all_running, recorder=rec)
     reload = asyncio.create_task(m.process_handle().reload())
-    await asyncio.sleep(0.02)
+    await wait_for_event(rec, ReloadRequested)  # the reload is under way
     reload.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reload
     (done,) = rec.of(ReloadCompleted)
-    assert done.result == "cancelled"  # type: ignore[attr-defined]
+    assert done.result == "cancelled"
     await m.process_handle().shutdown()
     await task

@@ -21,6 +21,7 @@ from procman.events import (
     ProcessStarted,
     RestartScheduled,
 )
+from procman.testing import wait_for_child_state, wait_for_event
 
 
 def test_backoff_delays_grow_and_cap() -> None:
@@ -68,18 +69,18 @@ async def test_restart_cycle_and_events() -> None:
     m = ProcessManager("root", observers=[rec])
     m.insert(sup)
     task = asyncio.create_task(m.process_start())
-    await wait_until(lambda: sup.restart_count >= 3)
+    await wait_for_event(rec, ProcessStarted, child="flaky", count=4)  # three restarts
     await m.process_handle().shutdown()
     assert task.result() is None
-    assert child.runs >= 4
+    assert child.runs >= 4 and sup.restart_count >= 3
     failed = rec.of(ProcessFailed)
     assert len(failed) >= 3 and all(e.child == "flaky" for e in failed)
     scheduled = rec.of(RestartScheduled)
-    assert [e.attempt for e in scheduled[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
-    assert scheduled[0].delay == pytest.approx(0.01)  # type: ignore[attr-defined]
+    assert [e.attempt for e in scheduled[:3]] == [1, 2, 3]
+    assert scheduled[0].delay == pytest.approx(0.01)
     restarted = rec.of(ProcessRestarted)
-    assert [e.attempt for e in restarted[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
-    starts = [e.restart_count for e in rec.of(ProcessStarted)]  # type: ignore[attr-defined]
+    assert [e.attempt for e in restarted[:3]] == [1, 2, 3]
+    starts = [e.restart_count for e in rec.of(ProcessStarted)]
     assert starts[:4] == [0, 1, 2, 3]
     snap = m.snapshot()
     assert snap.children == () or snap.children[0].name == "flaky"
@@ -91,7 +92,7 @@ async def test_shutdown_during_backoff_returns_at_once() -> None:
     m = ProcessManager("root", observers=[])
     m.insert(sup).insert(IdleProcess())
     task = asyncio.create_task(m.process_start())
-    await wait_until(lambda: m.snapshot().state_counts()[ChildState.BACKOFF] == 1)
+    await wait_for_child_state(m, "flaky", ChildState.BACKOFF)
     t0 = time.monotonic()
     await asyncio.wait_for(m.process_handle().shutdown(), 5)
     assert time.monotonic() - t0 < 2

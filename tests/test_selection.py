@@ -48,7 +48,7 @@ def test_none_means_no_observer_at_all() -> None:
 
     async def run() -> None:
         task = asyncio.ensure_future(root.process_start())
-        await asyncio.sleep(0.01)
+        await root.wait_started()
         assert not root.fanout  # not even the default logging observer
         await root.process_handle().shutdown()
         await task

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from helpers import Worker, wait_until
+from helpers import Worker
 
 from procman import ChildState, ManagerPhase, ProcessManager
 from procman.builtin import IdleProcess, RestartBackoff, RestartSupervisor
+from procman.testing import wait_for_state
 
 
 async def test_snapshot_of_a_nested_tree() -> None:
@@ -19,8 +20,7 @@ async def test_snapshot_of_a_nested_tree() -> None:
     root.insert(inner).insert(IdleProcess("idle")).insert(flaky)
     before = time.time()
     task = asyncio.create_task(root.process_start())
-    await wait_until(lambda: root.snapshot().state_counts()[ChildState.BACKOFF] == 1)
-    snap = root.snapshot()
+    snap = await wait_for_state(root, lambda s: s.state_counts()[ChildState.BACKOFF] == 1)
     assert snap.path == "root" and snap.phase is ManagerPhase.RUNNING and snap.alive
     by_name = {c.name: c for c in snap.children}
     assert by_name["idle"].state is ChildState.RUNNING
@@ -41,7 +41,7 @@ async def test_snapshot_is_cheap_for_many_children() -> None:
     for _ in range(10_000):
         root.insert(IdleProcess())
     task = asyncio.create_task(root.process_start())
-    await asyncio.sleep(0.05)
+    await wait_for_state(root, lambda s: s.ready, timeout=30)
     t0 = time.perf_counter()
     snap = root.snapshot()
     elapsed = time.perf_counter() - t0
