@@ -18,7 +18,9 @@ class ReadinessMixin(ManagerState):
 
     def mark_ready(self, rec: ChildRecord) -> None:
         """A child's current run signalled readiness (``ctx.ready()`` / ``guard.ready()``)."""
-        if rec.ready or rec.task is None or self._live.get(rec.task) is not rec:
+        if rec.ready:
+            return
+        if rec is not self._spawning and (rec.task is None or self._live.get(rec.task) is not rec):
             return
         rec.ready = True
         self._unready -= 1

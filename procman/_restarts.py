@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Literal
 
 from procman._state import SHUTDOWN, Cascade, ManagerState
 from procman.child import ChildRecord
@@ -109,19 +110,22 @@ class RestartMixin(ManagerState):
         self._waiting[rec] = None
         self._emit_scheduled(rec, delay, exc)
         assert self._loop is not None
-        rec.timer = self._loop.call_later(delay, self._restart_one, rec, t0)
+        self._restart_t0[rec] = t0
+        rec.timer = self._loop.call_later(delay, self._restart_one, rec)
 
-    def _restart_one(self, rec: ChildRecord, t0: float) -> None:
+    def _restart_one(self, rec: ChildRecord) -> None:
         rec.timer = None
-        if self._phase is not ManagerPhase.RUNNING or rec not in self._waiting:
+        t0 = self._restart_t0.pop(rec, None)
+        if self._phase is not ManagerPhase.RUNNING or rec not in self._waiting or t0 is None:
             return
         del self._waiting[rec]
         self._rerun(rec)
         self._emit_restart_completed(rec, t0)
 
-    def _emit_restart_completed(self, trigger: ChildRecord, t0: float) -> None:
-        fan = self._fanout
-        fan.emit_new(
+    def _emit_restart_completed(
+        self, trigger: ChildRecord, t0: float, result: Literal["ok", "cancelled"] = "ok"
+    ) -> None:
+        self._fanout.emit_new(
             RestartCompleted,
             lambda now: RestartCompleted(
                 supervisor=self._path,
@@ -130,6 +134,7 @@ class RestartMixin(ManagerState):
                 trigger=trigger.name,
                 duration=now - t0,
                 start_time=t0,
+                result=result,
             ),
         )
 

@@ -66,13 +66,18 @@ class ShutdownMixin(ManagerState):
         if cascade is not None:
             cancel_timer(cascade.timer)
             self._cascade = None
+            self._emit_restart_completed(cascade.trigger, cascade.t0, "cancelled")
         for rec in self._waiting:
+            t0 = self._restart_t0.pop(rec, None)
+            if t0 is not None:  # a ONE_FOR_ONE restart in backoff: it never happens
+                self._emit_restart_completed(rec, t0, "cancelled")
             cancel_timer(rec.timer)
             rec.timer = None
             rec.cascade = False
             rec.state = ChildState.STOPPED
             self._retire(rec)
         self._waiting.clear()
+        self._restart_t0.clear()
         self._pending.clear()
         self._decisions.clear()
         self._starting = None

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
+from typing import Literal
 
 from procman.child import ChildRecord, Owner
 from procman.observer import Fanout
@@ -91,11 +92,13 @@ class ManagerState:
     _waiting: dict[ChildRecord, None]
     _pending: deque[ChildRecord]
     _starting: ChildRecord | None
+    _spawning: ChildRecord | None
     _stop_order: list[ChildRecord] | None
     _stopping: ChildRecord | None
     _cascade: Cascade | None
     _decisions: deque[tuple[ChildRecord, BaseException | None]]
     _restart_times: deque[float]
+    _restart_t0: dict[ChildRecord, float]
     _unready: int
     _signalled: bool
     _finished: list[ChildRecord]
@@ -154,6 +157,11 @@ class ManagerState:
         raise NotImplementedError
 
     def _first_run(self, rec: ChildRecord) -> None:
+        raise NotImplementedError
+
+    def _emit_restart_completed(
+        self, trigger: ChildRecord, t0: float, result: Literal["ok", "cancelled"] = "ok"
+    ) -> None:
         raise NotImplementedError
 
     async def wait_started(self) -> None:

@@ -52,7 +52,14 @@ from procman.events import (
 )
 from procman.handle import ManagerHandle
 from procman.observer import EMPTY, Fanout, Observer
-from procman.policy import DEFAULT_READY_TIMEOUT, ChildSpec, Restart, RestartBackoff, Strategy
+from procman.policy import (
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_SPEC,
+    ChildSpec,
+    Restart,
+    RestartBackoff,
+    Strategy,
+)
 from procman.runnable import Runnable, RuntimeControlMessage
 from procman.snapshot import ChildSnapshot, ChildState, ManagerPhase, SupervisorSnapshot
 
@@ -89,6 +96,17 @@ def _has_begun(task: asyncio.Task[Any]) -> bool:
     if not inspect.iscoroutine(coro):
         return True
     return inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
+
+
+_MANAGER_TYPES: dict[type, bool] = {}
+
+
+def _is_manager(cls: type) -> bool:
+    """``issubclass(cls, ProcessManager)``, cached (the ABC check costs about 1 us)."""
+    known = _MANAGER_TYPES.get(cls)
+    if known is None:
+        known = _MANAGER_TYPES[cls] = issubclass(cls, ProcessManager)
+    return known
 
 
 class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
@@ -144,11 +162,13 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         self._waiting: dict[ChildRecord, None] = {}  # in backoff / waiting for a group restart
         self._pending: deque[ChildRecord] = deque()  # an ordered start's queue
         self._starting: ChildRecord | None = None  # the child an ordered start waits for
+        self._spawning: ChildRecord | None = None
         self._stop_order: list[ChildRecord] | None = None
         self._stopping: ChildRecord | None = None
         self._cascade = None
         self._decisions: deque[tuple[ChildRecord, BaseException | None]] = deque()
         self._restart_times: deque[float] = deque()
+        self._restart_t0: dict[ChildRecord, float] = {}
         self._unready = 0
         self._signalled = False
         self._seq = 0
@@ -268,6 +288,14 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         name = runnable.process_name()
         if type(name) is not str or not name.isascii() or not name:
             name = check_name(name, f"{type(runnable).__name__}.process_name()")
+        if (
+            restart is Restart.TRANSIENT
+            and wait_ready is False
+            and ready_timeout is DEFAULT_READY_TIMEOUT
+            and shutdown_timeout is None
+            and significant is False
+        ):
+            return runnable, name, DEFAULT_SPEC  # no options: nothing to check
         spec = ChildSpec.of(
             restart=restart,
             wait_ready=wait_ready,
@@ -362,6 +390,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         self._starting = self._stopping = self._stop_order = self._cascade = None
         self._decisions.clear()
         self._restart_times.clear()
+        self._restart_t0.clear()
         self._unready = 0
         self._signalled = False
         self._finished = []
@@ -447,7 +476,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         context = self._context
         loop = self._loop
         assert loop is not None and context is not None
-        wait_ready = spec.wait_ready or isinstance(runnable, ProcessManager)
+        wait_ready = spec.wait_ready or _is_manager(type(runnable))
         if wait_ready:
             rec.ready = False
             self._unready += 1
@@ -480,14 +509,23 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
                 coro = await_(start)
             else:
                 coro = start_of(runnable)  # fails with a clear TypeError inside the task
-        task = loop.create_task(coro, context=context.copy())
+        # With an eager task factory the child's first step runs inside create_task():
+        # record_of() and mark_ready() find the record through _spawning meanwhile.
+        self._spawning = rec
+        try:
+            task = loop.create_task(coro, context=context.copy())
+        finally:
+            self._spawning = None
         rec.task = task
         self._live[task] = rec
         task.add_done_callback(self._done_callback, context=context)
 
     def record_of(self, task: asyncio.Task[Any]) -> ChildRecord | None:
         """The record of a running child task of this manager (O(1))."""
-        return self._live.get(task)
+        rec = self._live.get(task)
+        if rec is None and self._spawning is not None:
+            return self._spawning  # its first step runs eagerly, before create_task returned
+        return rec
 
     # -- a child ended -------------------------------------------------------------
     def _child_done(self, task: asyncio.Task[None]) -> None:

@@ -85,45 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_EagerTaskLoops(), "procman-eager-tasks")
 
 
-# Known failures under --eager-tasks (deterministic; reported to the lead, library
-# unchanged). strict: a fix makes them XPASS and fail, so the entry gets removed.
-# The ones that would hang get a short pytest-timeout instead of waiting forever.
-_EAGER_RECORD = (
-    "eager tasks: ProcessManager._run registers the child's record (rec.task, _live) only "
-    "after create_task() returns, but the child's first step already ran inside it"
-)
-_EAGER_CURRENT_CHILD = (
-    _EAGER_RECORD + ": current_child() is None there, so RestartSupervisor falls back "
-    "to a standalone record (no events, no metrics, no BACKOFF state in the snapshot)"
-)
-_EAGER_READY = _EAGER_RECORD + ": ctx.ready() in that step is ignored, wait_ready() never returns"
+# Known, accepted differences under --eager-tasks (strict: an XPASS fails, so a stale
+# entry gets removed). The ones that could hang get a short pytest-timeout.
 EAGER_XFAIL: dict[str, str] = {
-    "tests/test_restart.py::test_restart_cycle_and_events": _EAGER_CURRENT_CHILD,
-    "tests/test_restart.py::test_shutdown_during_backoff_returns_at_once": _EAGER_CURRENT_CHILD,
-    "tests/test_observers.py::test_logging_levels_and_structured_fields": _EAGER_CURRENT_CHILD,
-    "tests/test_observers.py::test_every_run_has_exactly_one_terminal_event": (
-        _EAGER_CURRENT_CHILD
-    ),
-    "tests/test_snapshot.py::test_snapshot_of_a_nested_tree": _EAGER_CURRENT_CHILD,
-    "tests/test_reliability.py::"
-    "test_zero_backoff_crash_loop_of_5000_restarts_with_flat_memory_and_matching_metric": (
-        _EAGER_CURRENT_CHILD
-    ),
-    "tests/test_policies.py::test_a_restarted_child_is_starting_again_until_it_signals_again": (
-        _EAGER_READY
-    ),
-    "tests/test_policies.py::test_failed_ready_child_restarts_and_must_signal_again": _EAGER_READY,
-    "tests/test_policies.py::test_nested_manager_is_ready_when_its_children_are": _EAGER_READY,
-    "tests/test_policies.py::test_ordered_start_waits_for_each_child_to_be_ready": _EAGER_READY,
     "tests/test_regressions.py::test_snapshot_without_observers_tells_starting_from_running": (
         "eager tasks: add() runs the new child to its first await before returning, so it "
         "is RUNNING at once; the test's premise (STARTING until the loop runs it) does not hold"
     ),
 }
-EAGER_HANGS = {
-    "tests/test_policies.py::test_a_restarted_child_is_starting_again_until_it_signals_again",
-    "tests/test_policies.py::test_failed_ready_child_restarts_and_must_signal_again",
-}
+EAGER_HANGS: set[str] = set()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -818,3 +818,23 @@ async def test_observers_and_grace_period_can_be_set_before_start_only() -> None
     await m.process_handle().shutdown()
     await task
     assert rec.events
+
+
+async def test_a_restart_cut_short_by_a_shutdown_completes_as_cancelled() -> None:
+    s, rec = Script(), Rec()
+    m = (
+        ProcessManagerBuilder()
+        .intensity(max_restarts=3, within=60)
+        .backoff(RestartBackoff(initial=3600, max=3600))
+        .observer(rec)
+        .pre_insert(kid(s, "b", fail_runs=1))
+        .pre_insert(kid(s, "c"))
+        .build()
+    )
+    task = asyncio.ensure_future(m.process_start())
+    await s.wait(lambda log: "fail:b" in log)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(m.process_handle().shutdown(), 5)
+    await asyncio.wait_for(task, 5)
+    [done] = rec.of(RestartCompleted)
+    assert (done.trigger, done.result) == ("b", "cancelled")
