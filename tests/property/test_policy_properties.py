@@ -30,9 +30,10 @@ per run. See ``_policy_model`` for the draws and the invariants:
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, reject
 
 from ._policy_model import (
+    KnownBug,
     Scenario,
     check_events,
     check_log,
@@ -46,12 +47,18 @@ from ._vclock import run_virtual
 
 
 def check_scenario(sc: Scenario) -> None:
-    observed = run_virtual(run_scenario(sc, observed=True))
+    try:
+        observed = run_virtual(run_scenario(sc, observed=True))
+    except KnownBug:
+        reject()  # a bug with a strict-xfail reproducer; PROCMAN_PROPERTY_STRICT=1 keeps it
     check_outcome(sc, observed)
     check_log(sc, observed)
     check_events(sc, observed)
     check_metrics(observed)
-    bare = run_virtual(run_scenario(sc, observed=False))
+    try:
+        bare = run_virtual(run_scenario(sc, observed=False))
+    except KnownBug:
+        raise AssertionError("the bug was hit without observers only") from None
     check_outcome(sc, bare)
     check_log(sc, bare)
     check_same_behaviour(observed, bare)
