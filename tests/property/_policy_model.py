@@ -195,6 +195,7 @@ class Scenario:
     reload_at: float | None
     observer_fault: ObserverFault | None
 
+
 def managers(tree: TreePlan) -> list[TreePlan]:
     out = [tree]
     for c in tree.children:
@@ -308,6 +309,7 @@ class World:
     raised: list[BaseException] = field(default_factory=list)
     leaves: dict[str, Leaf] = field(default_factory=dict)
     subs: dict[str, Sub] = field(default_factory=dict)
+    double_calls: list[str] = field(default_factory=list)
 
 
 class _LeafHandle:
@@ -370,6 +372,10 @@ class Leaf(Runnable):
         runs = self.plan.runs
         run = runs[min(self.calls, len(runs) - 1)]
         self.calls += 1
+        task = asyncio.current_task()
+        if task is not None and getattr(task.get_coro(), "__qualname__", "") == "start_of":
+            # called again for the same run: a known bug, see known_bug()
+            self.world.double_calls.append(self.path)
         if run.end == "sync_raise":
             raise SyncStartError(self.path)
         if run.end == "not_async":
@@ -558,6 +564,11 @@ def known_bug(log: list[tuple[str, str]]) -> str | None:
       leaves here never ignore a cancellation, so only
       ``test_a_per_child_shutdown_timeout_does_not_abandon_the_other_children``
       leaves one behind).
+
+    A third one, ``test_a_process_start_that_is_not_async_is_called_once_per_run``
+    (without observers a ``process_start`` that returns no awaitable is called twice
+    per run), is not skipped: such runs set ``Outcome.double_calls``, the run counts
+    then come from the log, and the comparison with the observed run is skipped.
     """
     running: Counter[str] = Counter()
     for what, path in log:
@@ -583,6 +594,8 @@ class Outcome:
     events: list[LifecycleEvent]
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float] | None
     world: World
+    double_calls: bool = False
+    """process_start was called twice for one run (a known bug, see ``known_bug``)."""
 
     @property
     def error_type(self) -> type[BaseException] | None:
@@ -658,6 +671,7 @@ async def run_scenario(sc: Scenario, *, observed: bool) -> Outcome:
 
     log = list(world.log.entries)
     calls = {p: leaf.calls for p, leaf in world.leaves.items()}
+    double_calls = bool(world.double_calls) and not STRICT
     metrics = read_metrics(registry) if registry is not None else None
     events = list(recorder.events)
 
@@ -670,13 +684,15 @@ async def run_scenario(sc: Scenario, *, observed: bool) -> Outcome:
     )
     await asyncio.wait({second}, timeout=0.001)
     assert second.done(), "the second run did not end after its shutdown returned"
+    if not STRICT and (bug := known_bug(world.log.entries)):
+        raise KnownBug(bug)
     assert not second.cancelled()
     assert not isinstance(second.exception(), ManagerStateError), second.exception()
     assert root.phase is ManagerPhase.STOPPED
     left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
     assert not left, left
     assert not problems, problems
-    return Outcome(error, elapsed, log, calls, events, metrics, world)
+    return Outcome(error, elapsed, log, calls, events, metrics, world, double_calls)
 
 
 def read_metrics(registry: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -743,6 +759,8 @@ def check_log(sc: Scenario, out: Outcome) -> None:
     ends = Counter(p for what, p in log if what == "end")
     assert starts == ends, "a run started and never ended"
     runs_of: dict[str, int] = {p: out.calls.get(p, starts[p]) for p in plans}
+    if out.double_calls:  # calls miscount runs: count the coroutine runs instead
+        runs_of = {p: starts[p] for p in plans}
     runs_of["root"] = 1
 
     for path, plan in plans.items():

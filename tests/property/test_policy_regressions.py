@@ -139,3 +139,49 @@ def test_a_per_child_shutdown_timeout_does_not_abandon_the_other_children() -> N
     assert not [e.child for e in rec.events if isinstance(e, ProcessAbandoned)]
     assert not leftover, leftover
     assert log == ["cancelled:a", "cancelled:b"], log
+
+
+class NotAsync(Runnable):
+    """``process_start`` is a plain def returning None: each run must fail with a TypeError."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def process_start(self) -> None:  # type: ignore[override]
+        self.calls += 1
+
+    def process_handle(self) -> object:  # type: ignore[override]
+        from procman import RuntimeGuard
+
+        return RuntimeGuard().handle()
+
+
+NOT_ASYNC_CALLED_TWICE = pytest.mark.xfail(
+    strict=True,
+    reason="without observers a process_start that does not return an awaitable is called "
+    "a second time inside the child's task (start_of), so its side effects run twice per "
+    "run and, when the second call returns a coroutine, the run does not fail at all: "
+    "the outcome differs with and without observers",
+)
+
+
+@pytest.mark.parametrize(
+    "with_observer",
+    [
+        pytest.param(True, id="observer"),
+        pytest.param(False, id="no-observer", marks=NOT_ASYNC_CALLED_TWICE),
+    ],
+)
+def test_a_process_start_that_is_not_async_is_called_once_per_run(with_observer: bool) -> None:
+    from ._policy_model import Recorder
+
+    child = NotAsync()
+
+    async def main() -> None:
+        m = ProcessManager("root", observers=[Recorder()] if with_observer else [])
+        m.insert(child)
+        with pytest.raises(TypeError, match="async def"):
+            await asyncio.wait_for(m.process_start(), 5)
+
+    run_virtual(main())
+    assert child.calls == 1, f"process_start called {child.calls} times for one run"
