@@ -792,7 +792,7 @@ def check_log(sc: Scenario, out: Outcome) -> None:
         elif what == "end":
             running[path] -= 1
         elif what == "ask" and path != "root":
-            parent_path, name = path.rsplit("/", 1)
+            parent_path = path.rsplit("/", 1)[0]
             parent = plans[parent_path]
             assert isinstance(parent, TreePlan)
             if not parent.ordered:
