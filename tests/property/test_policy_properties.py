@@ -30,10 +30,14 @@ per run. See ``_policy_model`` for the draws and the invariants:
 
 from __future__ import annotations
 
-from hypothesis import given, reject
+from hypothesis import event, given, reject
+
+from procman import ReadyTimeoutError
+from procman.events import ProcessFailed, ProcessReady, ProcessStopTimedOut, RestartRequested
 
 from ._policy_model import (
     KnownBug,
+    Outcome,
     Scenario,
     check_events,
     check_log,
@@ -60,6 +64,25 @@ def check_scenario(sc: Scenario) -> None:
     check_log(sc, bare)
     if not bare.double_calls:
         check_same_behaviour(observed, bare)
+    describe(observed)
+
+
+def describe(out: Outcome) -> None:
+    """What the example exercised (``--hypothesis-show-statistics``)."""
+    event(f"outcome: {out.error_type.__name__ if out.error_type else None}")
+    decisions = [e for e in out.events if isinstance(e, RestartRequested)]
+    event(f"restart decisions: {min(len(decisions), 5)}{'+' if len(decisions) >= 5 else ''}")
+    for strategy in sorted({e.strategy for e in decisions}):
+        event(f"restarted by {strategy}")
+    if any(isinstance(e, ProcessReady) for e in out.events):
+        event("a child signalled readiness")
+    if any(
+        isinstance(e, ProcessFailed) and isinstance(e.exception, ReadyTimeoutError)
+        for e in out.events
+    ):
+        event("a ready_timeout expired")
+    if any(isinstance(e, ProcessStopTimedOut) for e in out.events):
+        event("a child was force-cancelled")
 
 
 @given(sc=scenarios(faults=False))
