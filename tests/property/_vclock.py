@@ -8,10 +8,11 @@ and readiness timers, ``asyncio.wait_for``) run on this clock, so durations
 drawn by a test are exact, a loaded machine changes nothing, and the same
 drawn scenario runs the same way every time.
 
-:func:`run_virtual` also points the ``time`` module seen by ``procman.manager``
-and ``procman.child`` at the virtual clock (``monotonic``: event timestamps and
-the intensity window; ``time``: the backoff reset), so restart windows are
-exact too. Nothing else in the process is affected.
+:func:`run_virtual` also points the ``time`` module seen by every ``procman.*``
+module that imports it (``procman.manager``, ``procman.child``, ...) at the
+virtual clock (``monotonic``: event timestamps and the intensity window;
+``time``: wall-clock views and the backoff reset), so restart windows are exact
+too. Nothing outside procman is affected.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import selectors
+import sys
+import time
 import types
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -58,19 +61,19 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
 @contextlib.contextmanager
 def _procman_on(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-    import procman.child
-    import procman.manager
-
     clock = types.SimpleNamespace(monotonic=loop.time, time=lambda: EPOCH + loop.time())
-    modules: tuple[Any, ...] = (procman.manager, procman.child)
-    saved = [m.time for m in modules]
+    modules = [
+        m
+        for name, m in list(sys.modules.items())
+        if (name == "procman" or name.startswith("procman.")) and getattr(m, "time", None) is time
+    ]
     for m in modules:
-        m.time = clock
+        m.time = clock  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        for m, t in zip(modules, saved, strict=True):
-            m.time = t
+        for m in modules:
+            m.time = time  # type: ignore[attr-defined]
 
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
