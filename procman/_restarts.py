@@ -52,6 +52,10 @@ class RestartMixin(ManagerState):
         else:
             for m in members:
                 m.cascade = True
+                if m.timer is not None and m in self._waiting:  # its own restart joins the group
+                    m.timer.cancel()
+                    m.timer = None
+                    self._restart_t0.pop(m, None)
             self._cascade = Cascade(rec, exc, members)
             rec.state = ChildState.BACKOFF
             self._waiting[rec] = None

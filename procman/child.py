@@ -297,6 +297,12 @@ async def _checked(start: Callable[[], Awaitable[None]]) -> None:
     await result
 
 
-async def start_of(runnable: Runnable) -> None:
-    """Run ``runnable.process_start()`` with the same checks as an observed run."""
-    await _checked(runnable.process_start)
+async def start_of(runnable: Runnable, result: object) -> None:
+    """Fail like an observed run whose ``process_start()`` returned ``result`` (not awaitable).
+
+    ``process_start`` is not called again: each run calls it exactly once.
+    """
+    raise TypeError(
+        f"{type(runnable).__name__}.process_start() must be an async def (a coroutine "
+        f"function); it returned {type(result).__name__}"
+    )

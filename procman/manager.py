@@ -508,7 +508,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             elif inspect.isawaitable(start):
                 coro = await_(start)
             else:
-                coro = start_of(runnable)  # fails with a clear TypeError inside the task
+                coro = start_of(runnable, start)  # fails with a clear TypeError inside the task
         # With an eager task factory the child's first step runs inside create_task():
         # record_of() and mark_ready() find the record through _spawning meanwhile.
         self._spawning = rec

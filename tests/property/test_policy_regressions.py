@@ -48,12 +48,6 @@ class Runs:
         return runnable(body, name=name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a child in backoff that joins a group restart keeps its own restart timer: "
-    "the timer restarts it during the group restart and the group restarts it again "
-    "(two concurrent runs of one child)",
-)
 def test_a_child_in_backoff_joining_a_group_restart_runs_once() -> None:
     # REST_FOR_ONE, children a, b. b (the last child) fails at 0.01: its group is b
     # alone, so it waits its own backoff (0.2, until 0.21). a fails at 0.1: the group
@@ -156,20 +150,11 @@ class NotAsync(Runnable):
         return RuntimeGuard().handle()
 
 
-NOT_ASYNC_CALLED_TWICE = pytest.mark.xfail(
-    strict=True,
-    reason="without observers a process_start that does not return an awaitable is called "
-    "a second time inside the child's task (start_of), so its side effects run twice per "
-    "run and, when the second call returns a coroutine, the run does not fail at all: "
-    "the outcome differs with and without observers",
-)
-
-
 @pytest.mark.parametrize(
     "with_observer",
     [
         pytest.param(True, id="observer"),
-        pytest.param(False, id="no-observer", marks=NOT_ASYNC_CALLED_TWICE),
+        pytest.param(False, id="no-observer"),
     ],
 )
 def test_a_process_start_that_is_not_async_is_called_once_per_run(with_observer: bool) -> None:
