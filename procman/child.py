@@ -289,15 +289,11 @@ async def _checked(start: Callable[[], Awaitable[None]]) -> None:
     """Await ``start()``, with a clear error when it is not an ``async def``."""
     result = start()
     if not inspect.isawaitable(result):
-        owner = getattr(start, "__self__", start)
-        raise TypeError(
-            f"{type(owner).__name__}.process_start() must be an async def (a coroutine "
-            f"function); it returned {type(result).__name__}"
-        )
+        await start_of(getattr(start, "__self__", start), result)
     await result
 
 
-async def start_of(runnable: Runnable, result: object) -> None:
+async def start_of(runnable: object, result: object) -> None:
     """Fail like an observed run whose ``process_start()`` returned ``result`` (not awaitable).
 
     ``process_start`` is not called again: each run calls it exactly once.
