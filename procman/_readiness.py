@@ -87,9 +87,18 @@ class ReadinessMixin(ManagerState):
         await waiter
 
     def _start_next(self) -> None:
-        """Ordered start: run queued children until one must become ready first."""
+        """Ordered start: run queued children until one must become ready first.
+
+        Paused during a group restart: the queue goes on once the group has
+        restarted (its members go first, in their start order).
+        """
         pending = self._pending
-        while self._starting is None and pending and self._phase is ManagerPhase.RUNNING:
+        while (
+            self._starting is None
+            and self._cascade is None
+            and pending
+            and self._phase is ManagerPhase.RUNNING
+        ):
             rec = pending.popleft()
             if rec.task is None:
                 rec.run_start = time.monotonic()  # its turn: the run (and ready_timeout) begin

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from procman._state import RELOAD, SHUTDOWN, ManagerState, await_, cancel_timer, log
@@ -31,6 +32,7 @@ class ShutdownMixin(ManagerState):
             if timer is not None:
                 timer.cancel()
         self._grace_timer = self._abandon_timer = None
+        self._doomed.clear()
         started = self._shutdown_started
         self._shutdown_started = None  # reported once
         fan = self._fanout
@@ -185,7 +187,7 @@ class ShutdownMixin(ManagerState):
         timeout = rec.spec.shutdown_timeout
         self._cancel_child(rec, self._grace if timeout is None else timeout, time.monotonic())
         if self._phase is ManagerPhase.STOPPING:
-            self._arm_abandon()
+            self._doom((rec,))
 
     def _cancel_child(self, rec: ChildRecord, period: float, now: float) -> None:
         rec.force_cancelled = True
@@ -203,10 +205,11 @@ class ShutdownMixin(ManagerState):
     def _grace_expired(self) -> None:
         self._grace_timer = None
         now = time.monotonic()
-        for rec in list(self._live.values()):
+        live = list(self._live.values())
+        for rec in live:
             if not rec.force_cancelled:
                 self._cancel_child(rec, self._grace, now)
-        self._arm_abandon()
+        self._doom(live)
 
     def _cancel_children(self) -> None:
         """Cancelled from outside: cancel every child now."""
@@ -215,50 +218,96 @@ class ShutdownMixin(ManagerState):
         if self._grace_timer is not None:
             self._grace_timer.cancel()
             self._grace_timer = None
-        for task in list(self._live):
+        for task in self._live:
             task.cancel()
-        self._arm_abandon()
+        self._doom(list(self._live.values()))
 
-    def _arm_abandon(self) -> None:
-        """Give cancelled children ``cancel_timeout`` to end, never longer than our parent gives us.
+    def _doom(self, cancelled: Iterable[ChildRecord]) -> None:
+        """Give children just cancelled ``cancel_timeout`` to end (at most what our parent gives).
 
-        A nested manager's deadline is set a little before its parent's, so a
-        subtree winding down its own stubborn children finishes (and reports
-        them) before the parent would abandon the whole subtree.
+        Each cancelled child has its own deadline (a child cancelled early by
+        its own ``shutdown_timeout`` does not shorten the others'). A nested
+        manager's deadline is set a little before the one its parent gave it,
+        so a subtree winding down its own stubborn children finishes (and
+        reports them) before the parent would abandon the whole subtree.
         """
         loop = self._loop
-        if not self._live or self._abandon_timer is not None or loop is None:
+        if loop is None:
             return
         now = loop.time()
         deadline = now + self._cancel_timeout
-        parent = self._parent
-        parent_deadline = parent.abandon_deadline if parent is not None else None
+        parent, mine = self._parent, self._parent_record
+        parent_deadline = None
+        if parent is not None and mine is not None:
+            parent_deadline = parent.abandon_deadline_of(mine)
         if parent_deadline is not None and parent_deadline > now:
             margin = min(0.01, (parent_deadline - now) * 0.1)
             deadline = min(deadline, parent_deadline - margin)
-        self._abandon_deadline = deadline
-        self._abandon_timer = loop.call_at(deadline, self._abandon)
+        doomed = self._doomed
+        for rec in cancelled:
+            if doomed.get(rec, deadline) >= deadline:
+                doomed[rec] = deadline
+        self._arm_abandon(deadline)
+
+    def _arm_abandon(self, deadline: float) -> None:
+        timer = self._abandon_timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        assert self._loop is not None
+        self._abandon_timer = self._loop.call_at(deadline, self._abandon)
+
+    def abandon_deadline_of(self, rec: ChildRecord) -> float | None:
+        """Loop time after which this manager stops waiting for ``rec`` (None: not cancelled)."""
+        return self._doomed.get(rec)
 
     def _abandon(self) -> None:
+        """Abandon the cancelled children whose deadline has come; wait on for the others."""
+        self._abandon_timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        live = self._live
+        later: float | None = None
+        for rec, deadline in list(self._doomed.items()):
+            task = rec.task
+            if task is None or live.get(task) is not rec:
+                del self._doomed[rec]  # ended (or restarted as another task)
+            elif deadline > now:
+                later = deadline if later is None else min(later, deadline)
+            else:
+                self._give_up(task, rec)
+        if later is not None:
+            self._arm_abandon(later)
+        if not live:
+            self._all_ended()
+
+    def _abandon_all(self) -> None:
+        """Cancelled twice: stop waiting for any child still running."""
+        cancel_timer(self._abandon_timer)
         self._abandon_timer = None
         for task, rec in list(self._live.items()):
-            if task.done():  # ended already; its done callback is queued and will report it
-                continue
-            nested = rec.runnable
-            if isinstance(nested, ManagerState) and not nested._busy():
-                continue  # a subtree that has wound down ends on its next step: not stubborn
-            del self._live[task]
-            rec.abandoned = True
-            self._report_abandoned(rec)
-            log.error(
-                "procman: %s/%s ignored cancellation for %.1fs; abandoning its task %r",
-                self._path,
-                rec.name,
-                self._cancel_timeout,
-                task,
-            )
+            self._give_up(task, rec)
         if not self._live:
             self._all_ended()
+
+    def _give_up(self, task: asyncio.Task[None], rec: ChildRecord) -> None:
+        if task.done():  # ended already; its done callback is queued and will report it
+            return
+        nested = rec.runnable
+        if isinstance(nested, ManagerState) and not nested._busy():
+            return  # a subtree that has wound down ends on its next step: not stubborn
+        del self._live[task]
+        self._doomed.pop(rec, None)
+        rec.abandoned = True
+        self._report_abandoned(rec)
+        log.error(
+            "procman: %s/%s ignored cancellation for %.1fs; abandoning its task %r",
+            self._path,
+            rec.name,
+            self._cancel_timeout,
+            task,
+        )
 
     def _report_abandoned(self, rec: ChildRecord) -> None:
         self._fanout.emit_new(

@@ -110,7 +110,7 @@ class ManagerState:
     _grace_timer: asyncio.TimerHandle | None
     _grace_deadline: float
     _abandon_timer: asyncio.TimerHandle | None
-    _abandon_deadline: float | None
+    _doomed: dict[ChildRecord, float]
     _shutdown_pending: bool
     _shutdown_started: float | None
     _forced: int

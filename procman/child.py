@@ -60,9 +60,8 @@ class Owner(Protocol):
     def parent(self) -> Owner | None:
         """The supervisor this one runs under (None for a root)."""
 
-    @property
-    def abandon_deadline(self) -> float | None:
-        """Loop time after which this supervisor stops waiting for cancelled children."""
+    def abandon_deadline_of(self, rec: ChildRecord) -> float | None:
+        """Loop time after which this supervisor stops waiting for ``rec`` (None: not cancelled)."""
 
     def shutdown_requested(self) -> bool: ...
 
@@ -169,7 +168,9 @@ class _Standalone:
     path = ""
     fanout = EMPTY
     parent = None
-    abandon_deadline = None
+
+    def abandon_deadline_of(self, rec: ChildRecord) -> float | None:
+        return None
 
     def shutdown_requested(self) -> bool:
         return False

@@ -184,7 +184,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         self._grace_timer: asyncio.TimerHandle | None = None
         self._grace_deadline = 0.0
         self._abandon_timer: asyncio.TimerHandle | None = None
-        self._abandon_deadline: float | None = None
+        self._doomed: dict[ChildRecord, float] = {}  # cancelled child -> when it is abandoned
         self._shutdown_started: float | None = None
         self._forced = 0
         self._handle = ManagerHandle(self)
@@ -213,11 +213,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
     def parent(self) -> Owner | None:
         """The supervisor this manager runs under (None for a root), set at start."""
         return self._parent
-
-    @property
-    def abandon_deadline(self) -> float | None:
-        """Loop time after which a cancelled subtree stops waiting for stubborn children."""
-        return self._abandon_deadline
 
     @property
     def phase(self) -> ManagerPhase:
@@ -421,7 +416,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
                     await ended
                 except asyncio.CancelledError:
                     if cancelled:  # cancelled twice: stop waiting, report who is left
-                        self._abandon()
+                        self._abandon_all()
                         break
                     cancelled = True
                     self._cancel_children()
@@ -619,7 +614,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
                 timer.cancel()
         self._grace_timer = self._abandon_timer = None
         self._drop_queued()
-        self._abandon_deadline = None
+        self._doomed.clear()
         self._ended = None
         wake_all(self._started_waiters)
         wake_all(self._ready_waiters)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -374,7 +373,7 @@ class Leaf(Runnable):
         self.calls += 1
         task = asyncio.current_task()
         if task is not None and getattr(task.get_coro(), "__qualname__", "") == "start_of":
-            # called again for the same run: a known bug, see known_bug()
+            # called again for the same run: a bug (see run_scenario's check)
             self.world.double_calls.append(self.path)
         if run.end == "sync_raise":
             raise SyncStartError(self.path)
@@ -547,78 +546,6 @@ def metrics_available() -> bool:
 
 
 # -- known library bugs ---------------------------------------------------------------------
-STRICT = os.environ.get("PROCMAN_PROPERTY_STRICT") == "1"
-"""Set PROCMAN_PROPERTY_STRICT=1 to stop skipping the draws that hit a known bug."""
-
-
-class KnownBug(Exception):
-    """The drawn scenario hit a bug that has an xfail reproducer: the draw is skipped."""
-
-
-def known_bug(log: list[tuple[str, str]]) -> str | None:
-    """The signature of a bug reproduced in ``test_policy_regressions.py``, if the log shows one.
-
-    * a child starts a run while its previous run still goes
-      (``test_a_child_in_backoff_joining_a_group_restart_runs_once``);
-    * a manager ends while one of its children still runs (an abandoned child: the
-      leaves here never ignore a cancellation, so only
-      ``test_a_per_child_shutdown_timeout_does_not_abandon_the_other_children``
-      leaves one behind).
-
-    A third one, ``test_a_process_start_that_is_not_async_is_called_once_per_run``
-    (without observers a ``process_start`` that returns no awaitable is called twice
-    per run), is not skipped: such runs set ``Outcome.double_calls``, the run counts
-    then come from the log, and the comparison with the observed run is skipped.
-    """
-    running: Counter[str] = Counter()
-    for what, path in log:
-        if what == "start":
-            running[path] += 1
-            if running[path] > 1:
-                return f"two concurrent runs of {path}"
-        elif what == "end":
-            running[path] -= 1
-            orphans = [p for p, n in running.items() if n > 0 and p.rsplit("/", 1)[0] == path]
-            if orphans:
-                return f"{path} ended while {orphans} still run"
-    return None
-
-
-def known_bug_in_events(events: list[LifecycleEvent]) -> str | None:
-    """A known bug seen in the events (see :func:`known_bug` for those seen in the log).
-
-    * a child of a manager in a group restart (ONE_FOR_ALL / REST_FOR_ONE) starts
-      though the group does not include it: an ordered start goes on during the
-      group restart (``test_an_ordered_start_does_not_go_on_during_a_group_restart``);
-    * a child restarted while its previous run has not ended (no terminal event yet):
-      the same bug as the concurrent runs of :func:`known_bug` when the stale restart
-    timer fires while the previous run is ending: its terminal event then comes
-    after ``ProcessRestarted`` and carries the new ``restart_count``.
-    """
-    live: set[tuple[str, str]] = set()
-    open_groups: dict[str, RestartRequested] = {}
-    for ev in events:
-        if isinstance(ev, RestartRequested) and ev.strategy != "one_for_one":
-            open_groups[ev.supervisor] = ev
-        elif isinstance(ev, RestartCompleted):
-            open_groups.pop(ev.supervisor, None)
-        if isinstance(ev, ProcessStarted):
-            group = open_groups.get(ev.supervisor)
-            if (
-                group is not None
-                and ev.child not in group.children
-                and int(ev.child[1:]) > int(group.trigger[1:])
-            ):
-                # test_an_ordered_start_does_not_go_on_during_a_group_restart
-                return f"{ev.supervisor}/{ev.child} started during a group restart without it"
-            live.add((ev.supervisor, ev.child))
-        elif isinstance(ev, TERMINAL_EVENTS):
-            live.discard((ev.supervisor, ev.child))  # type: ignore[attr-defined]
-        elif isinstance(ev, ProcessRestarted) and (ev.supervisor, ev.child) in live:
-            return f"{ev.supervisor}/{ev.child} restarted while its run goes on"
-    return None
-
-
 # -- one run --------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -629,8 +556,6 @@ class Outcome:
     events: list[LifecycleEvent]
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float] | None
     world: World
-    double_calls: bool = False
-    """process_start was called twice for one run (a known bug, see ``known_bug``)."""
 
     @property
     def error_type(self) -> type[BaseException] | None:
@@ -684,8 +609,6 @@ async def run_scenario(sc: Scenario, *, observed: bool) -> Outcome:
     # bounds the whole shutdown (nested ones included), cancel_timeout the cancellation.
     bound = sc.shutdown_at + sc.tree.grace + sc.tree.cancel_timeout + SLACK
     await asyncio.wait({task}, timeout=bound)
-    if not STRICT and (bug := known_bug(world.log.entries)):
-        raise KnownBug(bug)
     assert task.done(), f"the tree did not end within {bound:.4f}s (virtual); {root.phase}"
     elapsed = loop.time() - t0
     assert not task.cancelled(), "the root was cancelled though nobody cancelled it"
@@ -705,11 +628,9 @@ async def run_scenario(sc: Scenario, *, observed: bool) -> Outcome:
     assert not problems, problems
 
     events = list(recorder.events)
-    if not STRICT and (bug := known_bug_in_events(events)):
-        raise KnownBug(bug)
     log = list(world.log.entries)
     calls = {p: leaf.calls for p, leaf in world.leaves.items()}
-    double_calls = bool(world.double_calls) and not STRICT
+    assert not world.double_calls, f"process_start called twice for one run: {world.double_calls}"
     metrics = read_metrics(registry) if registry is not None else None
 
     # the manager can be started again (and shut down again within its bounds)
@@ -721,15 +642,13 @@ async def run_scenario(sc: Scenario, *, observed: bool) -> Outcome:
     )
     await asyncio.wait({second}, timeout=0.001)
     assert second.done(), "the second run did not end after its shutdown returned"
-    if not STRICT and (bug := known_bug(world.log.entries)):
-        raise KnownBug(bug)
     assert not second.cancelled()
     assert not isinstance(second.exception(), ManagerStateError), second.exception()
     assert root.phase is ManagerPhase.STOPPED
     left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
     assert not left, left
     assert not problems, problems
-    return Outcome(error, elapsed, log, calls, events, metrics, world, double_calls)
+    return Outcome(error, elapsed, log, calls, events, metrics, world)
 
 
 def read_metrics(registry: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -796,8 +715,6 @@ def check_log(sc: Scenario, out: Outcome) -> None:
     ends = Counter(p for what, p in log if what == "end")
     assert starts == ends, "a run started and never ended"
     runs_of: dict[str, int] = {p: out.calls.get(p, starts[p]) for p in plans}
-    if out.double_calls:  # calls miscount runs: count the coroutine runs instead
-        runs_of = {p: starts[p] for p in plans}
     runs_of["root"] = 1
 
     for path, plan in plans.items():

@@ -27,22 +27,19 @@ per run. See ``_policy_model`` for the draws and the invariants:
 * the same scenario without observers behaves the same: the same outcome, every
   run of every child in the same order, at the same (virtual) times.
 
-Draws that hit a library bug with a strict-xfail reproducer in
-``test_policy_regressions.py`` are rejected (``_policy_model.known_bug``), so the
-suites stay green until the fix; ``PROCMAN_PROPERTY_STRICT=1`` keeps them (and
-fails). Default profile: 100 examples per test; ``--hypothesis-profile=long``:
-3,000.
+The bugs these suites found have minimal reproducers in
+``test_policy_regressions.py``. Default profile: 100 examples per test;
+``--hypothesis-profile=long``: 3,000.
 """
 
 from __future__ import annotations
 
-from hypothesis import event, given, reject
+from hypothesis import event, given
 
 from procman import ReadyTimeoutError
 from procman.events import ProcessFailed, ProcessReady, ProcessStopTimedOut, RestartRequested
 
 from ._policy_model import (
-    KnownBug,
     Outcome,
     Scenario,
     check_events,
@@ -57,19 +54,15 @@ from ._vclock import run_virtual
 
 
 def check_scenario(sc: Scenario) -> None:
-    try:
-        observed = run_virtual(run_scenario(sc, observed=True))
-        bare = run_virtual(run_scenario(sc, observed=False))
-    except KnownBug:
-        reject()  # a bug with a strict-xfail reproducer; PROCMAN_PROPERTY_STRICT=1 keeps it
+    observed = run_virtual(run_scenario(sc, observed=True))
+    bare = run_virtual(run_scenario(sc, observed=False))
     check_outcome(sc, observed)
     check_log(sc, observed)
     check_events(sc, observed)
     check_metrics(observed)
     check_outcome(sc, bare)
     check_log(sc, bare)
-    if not bare.double_calls:
-        check_same_behaviour(observed, bare)
+    check_same_behaviour(observed, bare)
     describe(observed)
 
 

@@ -1,7 +1,7 @@
 """Minimal reproducers of library bugs found by the policy property suite.
 
-Each is ``xfail(strict=True)`` until the library is fixed (then it passes, the
-strict xfail fails, and the marker must go). They run on the virtual clock of
+Each was a strict xfail until the library was fixed; now they guard the fixes.
+They run on the virtual clock of
 ``_vclock``: timings are exact, so they are deterministic.
 """
 
@@ -96,12 +96,6 @@ class IgnoresShutdown:
         return runnable(body, name=self.name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a child's own shutdown_timeout arms the manager-wide abandon timer: "
-    "cancel_timeout later every other child still in its grace period is abandoned "
-    "without ever being cancelled, and keeps running after the manager returned",
-)
 def test_a_per_child_shutdown_timeout_does_not_abandon_the_other_children() -> None:
     # grace 1.0, cancel_timeout 0.1; a has shutdown_timeout 0.01, b has none; both
     # ignore the shutdown request and end when cancelled. Expected: a is cancelled at
@@ -172,12 +166,6 @@ def test_a_process_start_that_is_not_async_is_called_once_per_run(with_observer:
     assert child.calls == 1, f"process_start called {child.calls} times for one run"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a group restart decided while an ordered start is still queued leaves the queued "
-    "children out of the group, and the ordered start goes on during the group restart: a "
-    "later sibling starts while earlier ones are being stopped (reverse stop order broken)",
-)
 def test_an_ordered_start_does_not_go_on_during_a_group_restart() -> None:
     # Ordered REST_FOR_ONE manager, all PERMANENT: c0 returns at 0.001, c1 at once,
     # c2 (wait_ready) ignores shutdown on its first run and is ready at once on later
