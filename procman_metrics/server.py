@@ -33,144 +33,43 @@ Guarantees:
   request with a body gets its status line rather than a reset. Client errors
   are logged at most once a minute per kind, without traceback. Only stdlib
   asyncio, no web framework.
+
+The parts: the pages and their routing (:mod:`procman_metrics._pages`),
+content negotiation (:mod:`procman_metrics._negotiation`), the connections
+(:mod:`procman_metrics._connections`), HTTP parsing and rendering
+(:mod:`procman_metrics.http`); this module keeps the server's lifecycle.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gzip
-import json
 import logging
 import math
-import time
 import weakref
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, Protocol
 
-from procman import (
-    ProcessManager,
-    ProcmanError,
-    Runnable,
-    RuntimeGuard,
-    RuntimeHandle,
-    SupervisorSnapshot,
-)
+from procman import ProcmanError, Runnable, RuntimeGuard, RuntimeHandle
 from procman_metrics._deps import PROMETHEUS_HINT
-from procman_metrics.collector import Encoder, Exposition, LogLimiter
-from procman_metrics.http import (
-    MAX_HEAD,
-    BadRequest,
-    Request,
-    discard_input,
-    read_request,
-    render_response,
-)
-from procman_metrics.tracking import (
-    TrackedRoots,
-    current_root,
-    is_alive,
-    snapshot_of,
-    tree_document,
-    unready_children,
-)
+from procman_metrics.collector import LogLimiter
+from procman_metrics.http import MAX_HEAD
+from procman_metrics.tracking import TrackedRoots, current_root
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
-    from prometheus_client.exposition import choose_encoder, generate_latest
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         f"procman_metrics.MetricsServer needs prometheus_client: {PROMETHEUS_HINT}"
     ) from exc
 
+from procman_metrics._connections import Connections
+
+# negotiate_format and gzip_accepted stay importable from here, where they were defined before.
+from procman_metrics._negotiation import gzip_accepted as gzip_accepted
+from procman_metrics._negotiation import negotiate_format as negotiate_format
+from procman_metrics._pages import Pages, WatchesRoots
+
 __all__ = ["MetricsServer", "MetricsServerError"]
 
 _log = logging.getLogger("procman.metrics")
-
-_ALLOW = (("Allow", "GET, HEAD"),)
-_INDEX = b"procman metrics server: /metrics /healthz /readyz /tree\n"
-_TEXT = "text/plain; charset=utf-8"
-_JSON = "application/json"
-
-_DISCARD_LIMIT = 1024 * 1024
-"""At most this much of what a client sends after its request head is read and dropped."""
-_LINGER = 2.0
-"""...for at most this long (seconds) before the connection is closed anyway."""
-
-# Content negotiation: only these media types, versions and escapings are passed
-# on to prometheus_client, rebuilt from these constants (never from client text).
-_MEDIA_VERSIONS: dict[str, tuple[str, ...]] = {
-    "application/openmetrics-text": ("0.0.1", "1.0.0"),
-    "text/plain": ("0.0.4", "1.0.0"),
-}
-_ESCAPINGS = ("allow-utf-8", "underscores", "dots", "values")
-_TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _canonical_accept(header: str) -> tuple[str, bool]:
-    """The usable media ranges of ``header`` rebuilt from constants; and whether any was not."""
-    ranges: list[str] = []
-    unusable = False
-    for part in header.split(",")[:32]:
-        media, *params = part.split(";")
-        versions = _MEDIA_VERSIONS.get(media.strip().lower())
-        if versions is None:  # */* and anything else: the text format in the end
-            continue
-        media = media.strip().lower()
-        words = [media]
-        for param in params:
-            key, _, value = param.partition("=")
-            key, value = key.strip().lower(), value.strip().strip('"')
-            if key == "version":
-                known = next((v for v in versions if v == value), None)
-                if known is None:
-                    unusable = True
-                    break
-                words.append(f"version={known}")
-            elif key == "escaping":
-                escaping = next((e for e in _ESCAPINGS if e == value), None)
-                if escaping is not None:
-                    words.append(f"escaping={escaping}")
-            elif key == "q" and value.rstrip("0").rstrip(".") in ("0", ""):
-                break  # q=0: not acceptable
-        else:
-            ranges.append("; ".join(words))
-    return ",".join(ranges), unusable
-
-
-def negotiate_format(accept: str, log: LogLimiter) -> tuple[Encoder, str]:
-    """The encoder and Content-Type for ``accept``: text format for anything not usable."""
-    canonical, unusable = _canonical_accept(accept)
-    if unusable:
-        log.log(
-            logging.INFO,
-            "accept",
-            "procman metrics server: a client sent an Accept header it cannot use; "
-            "answered in the text format",
-        )
-    try:
-        encoder, content_type = choose_encoder(canonical)
-    except Exception:  # a prometheus_client that rejects what it was given
-        return generate_latest, _TEXT_FORMAT
-    if not isinstance(content_type, str) or not content_type.isprintable():
-        return generate_latest, _TEXT_FORMAT
-    return encoder, content_type
-
-
-def gzip_accepted(accept_encoding: str) -> bool:
-    """``Accept-Encoding`` allows gzip (``gzip`` or ``*`` listed without ``q=0``)."""
-    for part in accept_encoding.split(",")[:32]:
-        coding, *params = part.split(";")
-        if coding.strip().lower() not in ("gzip", "*"):
-            continue
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q" and value.strip().rstrip("0").rstrip(".") in ("0", ""):
-                break
-        else:
-            return True
-    return False
 
 
 def _check_number(name: str, value: object) -> float:
@@ -196,13 +95,6 @@ class MetricsServerError(ProcmanError):
         self.errno = cause.errno
 
 
-_Page = tuple[HTTPStatus, bytes, str, tuple[tuple[str, str], ...]]
-
-
-class _WatchesRoots(Protocol):
-    roots: TrackedRoots
-
-
 class MetricsServer(Runnable):
     """Serves the metrics of ``registry`` and the health of the tree over HTTP.
 
@@ -217,7 +109,7 @@ class MetricsServer(Runnable):
         host: str = "127.0.0.1",
         port: int = 9464,
         registry: CollectorRegistry | None = None,
-        metrics: _WatchesRoots | None = None,
+        metrics: WatchesRoots | None = None,
         *,
         name: str = "metrics-server",
         request_timeout: float = 10.0,
@@ -248,19 +140,23 @@ class MetricsServer(Runnable):
         self.requested_port = port
         if registry is None:
             registry = getattr(metrics, "registry", None) or REGISTRY
-        self.registry: CollectorRegistry = registry
-        self._metrics = metrics
         self._name = name
-        self._timeout = timeout
         self._log = LogLimiter(_log)
-        self._exposition = Exposition(self._log)
+        self._pages = Pages(registry, metrics, self._log)
+        self._connections = Connections(self._pages.respond, timeout, self._log)
         self._guard = RuntimeGuard()
         self._port: int | None = None
         self._error: MetricsServerError | None = None
         self._waiters: list[asyncio.Future[int]] = []
-        self._tree: Callable[[], ProcessManager | None] | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
-        self._closing = False
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry ``/metrics`` serves (may be replaced while serving)."""
+        return self._pages.registry
+
+    @registry.setter
+    def registry(self, registry: CollectorRegistry) -> None:
+        self._pages.registry = registry
 
     # -- Runnable --------------------------------------------------------------------
     def process_name(self) -> str:
@@ -309,10 +205,10 @@ class MetricsServer(Runnable):
         """Listen until a shutdown arrives; raise MetricsServerError if binding fails."""
         self._error = None
         root = current_root()
-        self._tree = weakref.ref(root) if root is not None else None
+        self._pages.tree = weakref.ref(root) if root is not None else None
         try:
             server = await asyncio.start_server(
-                self._on_client, self.host, self.requested_port, limit=MAX_HEAD
+                self._connections.serve, self.host, self.requested_port, limit=MAX_HEAD
             )
         except OSError as exc:
             self._error = MetricsServerError(self.host, self.requested_port, exc)
@@ -325,199 +221,7 @@ class MetricsServer(Runnable):
             await self._guard.block_until_shutdown()
         finally:
             self._port = None
-            self._closing = True
-            server.close()
-            for task in list(self._connections):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    asyncio.gather(
-                        server.wait_closed(), *self._connections, return_exceptions=True
-                    ),
-                    timeout=2.0,
-                )
-            self._connections.clear()
-            self._closing = False
-
-    # -- HTTP ------------------------------------------------------------------------
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        try:
-            response = await self._answer(reader)
-            if response is None:
-                return
-            writer.write(response)
-            await asyncio.wait_for(writer.drain(), self._timeout)
-            if writer.can_write_eof():
-                writer.write_eof()
-            await asyncio.wait_for(
-                discard_input(reader, _DISCARD_LIMIT), min(self._timeout, _LINGER)
-            )
-        except (OSError, TimeoutError):  # the client went away (reset, not connected, ...)
-            pass
-        except asyncio.CancelledError:
-            # The server closes its connections this way when it stops. Ending
-            # normally spares asyncio's stream callback (3.11), which calls
-            # task.exception() on the cancelled task and reports that to the loop.
-            if not self._closing:
-                raise
-        except Exception:
-            self._log.log(
-                logging.ERROR,
-                "connection",
-                "procman metrics server: a connection failed",
-                exc_info=True,
-            )
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-            if task is not None:
-                self._connections.discard(task)
-
-    async def _answer(self, reader: asyncio.StreamReader) -> bytes | None:
-        """The response to the request ``reader`` delivers (None if it sent none)."""
-        try:
-            request = await asyncio.wait_for(read_request(reader), self._timeout)
-        except BadRequest as exc:
-            self._log.log(
-                logging.INFO,
-                f"bad-request-{exc.status.value}",
-                "procman metrics server: answered %d to a malformed request (%s)",
-                exc.status.value,
-                exc,
-            )
-            return render_response(exc.status, f"{exc}\n".encode())
-        except TimeoutError:
-            return render_response(HTTPStatus.REQUEST_TIMEOUT, b"request timeout\n")
-        if request is None:
-            return None
-        return await self._respond(request)
-
-    async def _respond(self, request: Request) -> bytes:
-        path = request.path
-        route = {
-            "/metrics": self._metrics_page,
-            "/healthz": self._healthz,
-            "/readyz": self._readyz,
-            "/tree": self._tree_page,
-            "/": self._index,
-        }.get(path)
-        if route is None:
-            return render_response(HTTPStatus.NOT_FOUND, b"not found\n")
-        if request.method not in ("GET", "HEAD"):
-            return render_response(
-                HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra_headers=_ALLOW
-            )
-        try:
-            status, body, content_type, extra = await route(request)
-        except BadRequest as exc:
-            return render_response(exc.status, f"{exc}\n".encode())
-        except Exception:
-            self._log.log(
-                logging.ERROR,
-                f"failed-{path}",
-                "procman metrics server: %s %s failed",
-                request.method,
-                path,
-                exc_info=True,
-            )
-            status, body, content_type, extra = (
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                b"internal error\n",
-                _TEXT,
-                (),
-            )
-        return render_response(
-            status,
-            body,
-            content_type,
-            head_only=request.method == "HEAD",
-            extra_headers=extra,
-        )
-
-    async def _index(self, request: Request) -> _Page:
-        return HTTPStatus.OK, _INDEX, _TEXT, ()
-
-    async def _metrics_page(self, request: Request) -> _Page:
-        encoder, content_type = negotiate_format(request.header("accept"), self._log)
-        names = request.query.get("name[]")
-        compress = gzip_accepted(request.header("accept-encoding"))
-        registry, exposition = self.registry, self._exposition
-
-        def render() -> bytes:
-            body = exposition.render(registry, encoder, names)
-            return gzip.compress(body, compresslevel=1) if compress else body
-
-        body = await asyncio.to_thread(render)
-        extra: tuple[tuple[str, str], ...] = (("Vary", "Accept, Accept-Encoding"),)
-        if compress:
-            extra += (("Content-Encoding", "gzip"),)
-        return HTTPStatus.OK, body, content_type, extra
-
-    def _watched(self) -> list[ProcessManager]:
-        metrics = self._metrics
-        if metrics is not None:
-            managers = metrics.roots.managers()
-            if managers:
-                return managers
-        tree = self._tree() if self._tree is not None else None
-        return [tree] if tree is not None else []
-
-    async def _snapshot(self, manager: ProcessManager) -> SupervisorSnapshot | None:
-        """The snapshot of ``manager``, never blocking this loop on another one.
-
-        None when it timed out or raised (logged at most once a minute).
-        """
-        loop = manager.loop
-        try:
-            if loop is None or loop is asyncio.get_running_loop() or not loop.is_running():
-                return snapshot_of(manager)
-            return await asyncio.to_thread(snapshot_of, manager)
-        except Exception:
-            self._log.log(
-                logging.ERROR,
-                "snapshot",
-                "procman metrics server: the snapshot of %r failed",
-                manager,
-                exc_info=True,
-            )
-            return None
-
-    async def _healthz(self, request: Request) -> _Page:
-        dead = [m.path for m in self._watched() if not is_alive(m)]
-        if dead:
-            body = f"unhealthy: {', '.join(dead)} not running\n".encode(errors="backslashreplace")
-            return HTTPStatus.SERVICE_UNAVAILABLE, body, _TEXT, ()
-        return HTTPStatus.OK, b"ok\n", _TEXT, ()
-
-    async def _readyz(self, request: Request) -> _Page:
-        reasons: list[str] = []
-        for manager in self._watched():
-            snap = await self._snapshot(manager)
-            if snap is None:
-                reasons.append(f"{manager.path} did not answer")
-            else:
-                reasons.extend(unready_children(snap))
-        if reasons:
-            text = "not ready: " + "; ".join(reasons[:10]) + "\n"
-            return HTTPStatus.SERVICE_UNAVAILABLE, text.encode(errors="backslashreplace"), _TEXT, ()
-        return HTTPStatus.OK, b"ready\n", _TEXT, ()
-
-    async def _tree_page(self, request: Request) -> _Page:
-        snapshots: list[SupervisorSnapshot] = []
-        unavailable: list[str] = []
-        for manager in self._watched():
-            snap = await self._snapshot(manager)
-            if snap is not None:
-                snapshots.append(snap)
-            else:
-                unavailable.append(manager.path)
-        document = tree_document(snapshots, time.time(), unavailable)
-        body = (json.dumps(document, indent=1) + "\n").encode("ascii")  # ensure_ascii
-        return HTTPStatus.OK, body, _JSON, ()
+            await self._connections.close(server)
 
     def __repr__(self) -> str:
         where = self.url or f"{self.host}:{self.requested_port} (not listening)"
