@@ -34,7 +34,7 @@ from procman import (
     RestartIntensityExceeded,
 )
 from procman.builtin import RestartBackoff, RestartSupervisor, Subprocess, SubprocessFailed
-from procman.builtin import subprocess as subprocess_module
+from procman.builtin import _process as process_module
 from procman.events import ProcessReady, ProcessStopTimedOut
 from procman.lowlevel import ChildRecord, current_record
 
@@ -416,7 +416,7 @@ async def test_a_grandchild_ignoring_sigterm_is_killed_with_the_group(
     lines: Lines, monkeypatch: pytest.MonkeyPatch, watcher: str
 ) -> None:
     if watcher != "pidfd":
-        monkeypatch.setattr(subprocess_module, "_USE_PIDFD", False)
+        monkeypatch.setattr(process_module, "_USE_PIDFD", False)
     if watcher == "thread-without-waitid":
         monkeypatch.delattr(os, "waitid", raising=False)
     with subreaper():

@@ -10,11 +10,21 @@ import re
 import shlex
 import signal
 import subprocess
-import threading
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import Any
 
 from procman._validate import check_name
+from procman.builtin._output import LINE_LIMIT as LINE_LIMIT
+from procman.builtin._output import OUTPUT_MODES, OutputMode, connect, pump
+from procman.builtin._probe import probe_port
+from procman.builtin._process import killpg, spawn, watch_exit
+from procman.builtin._subprocess_args import (
+    check_argv,
+    check_env,
+    check_level,
+    check_pattern,
+    check_signal,
+)
 from procman.errors import ProcmanError
 from procman.guard import RuntimeGuard, RuntimeHandle
 from procman.lowlevel import current_record
@@ -23,12 +33,6 @@ from procman.runnable import Control, Next, Runnable, RuntimeControlMessage
 __all__ = ["Subprocess", "SubprocessFailed"]
 
 _log = logging.getLogger("procman.subprocess")
-
-OutputMode = Literal["log", "inherit", "discard"]
-_OUTPUT_MODES: tuple[str, ...] = ("log", "inherit", "discard")
-
-LINE_LIMIT = 64 * 1024
-"""Longer output lines are logged in pieces of this many bytes."""
 
 _KILL_WAIT = 5.0
 """How long a cancelled run waits for its SIGKILLed process to be reaped."""
@@ -39,12 +43,6 @@ _DRAIN_TIMEOUT = 2.0
 Only a process that left the group (``setsid()``) and still holds the pipes
 can make it wait that long.
 """
-
-_PROBE_FIRST_DELAY = 0.05
-_PROBE_MAX_DELAY = 1.0
-_PROBE_CONNECT_TIMEOUT = 1.0
-
-_USE_PIDFD = hasattr(os, "pidfd_open")
 
 
 class SubprocessFailed(ProcmanError):
@@ -158,26 +156,26 @@ class Subprocess(Runnable):
         ready_port: int | None = None,
         ready_host: str = "127.0.0.1",
     ) -> None:
-        self._argv = _check_argv(argv)
+        self._argv = check_argv(argv)
         self._name = (
             os.path.basename(self._argv[0]) or self._argv[0]
             if name is None
             else check_name(name, "name")
         )
-        self._env = _check_env(env)
+        self._env = check_env(env)
         if cwd is not None and not isinstance(cwd, str | os.PathLike):
             raise TypeError(f"cwd must be a str or os.PathLike, got {type(cwd).__name__}: {cwd!r}")
         self._cwd = cwd
-        self._stop_signal = _check_signal(stop_signal, "stop_signal")
+        self._stop_signal = check_signal(stop_signal, "stop_signal")
         self._reload_signal = (
-            None if reload_signal is None else _check_signal(reload_signal, "reload_signal")
+            None if reload_signal is None else check_signal(reload_signal, "reload_signal")
         )
-        if output not in _OUTPUT_MODES:
-            raise ValueError(f"output must be one of {_OUTPUT_MODES}, got {output!r}")
+        if output not in OUTPUT_MODES:
+            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
         self._output = output
-        self._stdout_level = _check_level(stdout_level, "stdout_level")
-        self._stderr_level = _check_level(stderr_level, "stderr_level")
-        self._ready_pattern = _check_pattern(ready_pattern)
+        self._stdout_level = check_level(stdout_level, "stdout_level")
+        self._stderr_level = check_level(stderr_level, "stderr_level")
+        self._ready_pattern = check_pattern(ready_pattern)
         if ready_port is not None:
             if isinstance(ready_port, bool) or not isinstance(ready_port, int):
                 raise TypeError(f"ready_port must be an int, got {ready_port!r}")
@@ -238,7 +236,7 @@ class Subprocess(Runnable):
         loop = asyncio.get_running_loop()
         pid = popen.pid
         exited: asyncio.Future[int] = loop.create_future()
-        _watch_exit(loop, popen, exited)
+        watch_exit(loop, popen, exited)
         self._pid = pid
         tasks: list[asyncio.Task[None]] = []
         transports: list[asyncio.BaseTransport] = []
@@ -264,10 +262,20 @@ class Subprocess(Runnable):
                 (popen.stderr, "stderr", self._stderr_level),
             ):
                 if pipe is not None:
-                    reader = await _connect(loop, pipe, transports)
-                    tasks.append(loop.create_task(self._pump(reader, stream, level, fields, ready)))
+                    reader = await connect(loop, pipe, transports)
+                    output = pump(
+                        reader,
+                        stream,
+                        level,
+                        fields,
+                        ready,
+                        logger=self._logger if self._output == "log" else None,
+                        pattern=self._ready_pattern,
+                    )
+                    tasks.append(loop.create_task(output))
             if ready is not None and self._ready_port is not None:
-                tasks.append(loop.create_task(self._probe(ready)))
+                probe = probe_port(self._ready_host, self._ready_port, ready)
+                tasks.append(loop.create_task(probe))
             signalled = False
             while not exited.done():
                 waiting: Any
@@ -324,14 +332,6 @@ class Subprocess(Runnable):
         raise SubprocessFailed(self._argv, rc, self._name)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = None
-        if self._env:
-            env = dict(os.environ)
-            for key, value in self._env.items():
-                if value is None:
-                    env.pop(key, None)
-                else:
-                    env[key] = value
         if self._output == "inherit":
             out: int | None = None
         elif self._output == "log" or self._ready_pattern is not None:
@@ -339,15 +339,7 @@ class Subprocess(Runnable):
         else:
             out = subprocess.DEVNULL
         try:
-            return subprocess.Popen(
-                self._argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=env,
-                cwd=self._cwd,
-                start_new_session=True,
-            )
+            return spawn(self._argv, self._env, self._cwd, out)
         except OSError as exc:
             raise SubprocessFailed(self._argv, None, self._name, str(exc)) from exc
 
@@ -367,206 +359,4 @@ class Subprocess(Runnable):
                 if fields is None
                 else {"procman_event": "procman.subprocess.signal", **fields},
             )
-        _killpg(pid, sig)
-
-    async def _pump(
-        self,
-        reader: asyncio.StreamReader,
-        stream: str,
-        level: int,
-        fields: dict[str, object],
-        ready: asyncio.Future[None] | None,
-    ) -> None:
-        """Log each line of one output stream; resolve ``ready`` on the first match."""
-        logger = self._logger
-        log = self._output == "log"
-        pattern = self._ready_pattern
-        extra = {"procman_event": "procman.subprocess.output", **fields, "procman_stream": stream}
-        while True:
-            try:
-                data = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                data = exc.partial
-                if not data:
-                    return
-            except asyncio.LimitOverrunError:
-                data = await reader.read(LINE_LIMIT)
-            line = data.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
-            if (
-                pattern is not None
-                and ready is not None
-                and not ready.done()
-                and pattern.search(line)
-            ):
-                ready.set_result(None)
-            if log and logger.isEnabledFor(level):
-                logger.log(level, line, extra=extra)
-
-    async def _probe(self, ready: asyncio.Future[None]) -> None:
-        """Resolve ``ready`` once ``ready_host:ready_port`` accepts a connection."""
-        assert self._ready_port is not None
-        delay = _PROBE_FIRST_DELAY
-        while not ready.done():
-            try:
-                async with asyncio.timeout(_PROBE_CONNECT_TIMEOUT):
-                    _, writer = await asyncio.open_connection(self._ready_host, self._ready_port)
-            except (OSError, TimeoutError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _PROBE_MAX_DELAY)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            if not ready.done():
-                ready.set_result(None)
-
-
-# -- process plumbing ----------------------------------------------------------
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _end_of(popen: subprocess.Popen[bytes]) -> int:
-    """The program has exited and is not yet reaped: kill what is left of its group, reap it."""
-    _killpg(popen.pid, signal.SIGKILL)
-    return popen.wait()
-
-
-def _set_result(fut: asyncio.Future[int], rc: int) -> None:
-    if not fut.done():
-        fut.set_result(rc)
-
-
-def _watch_exit(
-    loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes], exited: asyncio.Future[int]
-) -> None:
-    """Resolve ``exited`` with the exit status once the group is killed and the program reaped.
-
-    With a pidfd (Linux) the event loop learns of the exit without reaping;
-    elsewhere a thread waits with ``waitid(WNOWAIT)`` where available, else
-    reaps first and then kills what is left of the group.
-    """
-    if _USE_PIDFD:
-        try:
-            fd = os.pidfd_open(popen.pid)
-        except OSError:
-            pass
-        else:
-
-            def on_exit() -> None:
-                loop.remove_reader(fd)
-                os.close(fd)
-                _set_result(exited, _end_of(popen))
-
-            loop.add_reader(fd, on_exit)
-            return
-    threading.Thread(
-        target=_wait_in_thread,
-        args=(loop, popen, exited),
-        name=f"procman-subprocess-{popen.pid}",
-        daemon=True,
-    ).start()
-
-
-def _wait_in_thread(
-    loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes], exited: asyncio.Future[int]
-) -> None:
-    waitid = getattr(os, "waitid", None)
-    if waitid is not None:
-        with contextlib.suppress(ChildProcessError):
-            waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOWAIT)
-        rc = _end_of(popen)
-    else:  # reap first: the group id stays reserved only while a member is left
-        rc = popen.wait()
-        _killpg(popen.pid, signal.SIGKILL)
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(_set_result, exited, rc)
-
-
-async def _connect(
-    loop: asyncio.AbstractEventLoop, pipe: IO[bytes], transports: list[asyncio.BaseTransport]
-) -> asyncio.StreamReader:
-    """A reader of ``pipe``; its transport (which owns the pipe) goes into ``transports``."""
-    reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
-    )
-    transports.append(transport)
-    return reader
-
-
-# -- argument checks -------------------------------------------------------------
-def _check_argv(argv: Any) -> tuple[str, ...]:
-    if isinstance(argv, str | bytes | os.PathLike) or not isinstance(argv, Sequence):
-        raise TypeError(
-            f"argv must be a sequence of str or os.PathLike (e.g. ['prog', '--flag']), "
-            f"got {type(argv).__name__}: {argv!r}"
-        )
-    if not argv:
-        raise ValueError("argv must not be empty")
-    result: list[str] = []
-    for i, arg in enumerate(argv):
-        value = os.fspath(arg) if isinstance(arg, os.PathLike) else arg
-        if not isinstance(value, str):
-            raise TypeError(
-                f"argv[{i}] must be a str or os.PathLike[str], got {type(arg).__name__}: {arg!r}"
-            )
-        if "\0" in value:
-            raise ValueError(f"argv[{i}] must not contain a NUL character")
-        result.append(value)
-    if not result[0]:
-        raise ValueError("argv[0] (the program) must not be empty")
-    return tuple(result)
-
-
-def _check_env(env: Any) -> dict[str, str | None]:
-    if env is None:
-        return {}
-    if not isinstance(env, Mapping):
-        raise TypeError(f"env must be a mapping of str to str, got {type(env).__name__}")
-    result: dict[str, str | None] = {}
-    for key, value in env.items():
-        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
-            raise ValueError(f"env keys must be non-empty str without '=', got {key!r}")
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"env[{key!r}] must be a str or None, got {type(value).__name__}")
-        result[key] = value
-    return result
-
-
-def _check_signal(value: Any, arg: str) -> signal.Signals:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{arg} must be a signal.Signals, got {type(value).__name__}: {value!r}")
-    try:
-        return signal.Signals(value)
-    except ValueError:
-        raise ValueError(f"{arg} must be a valid signal, got {value!r}") from None
-
-
-def _check_level(value: Any, arg: str) -> int:
-    if isinstance(value, str):
-        level = logging.getLevelNamesMapping().get(value.upper())
-        if level is None:
-            raise ValueError(f"{arg} must be a logging level, got {value!r}")
-        return level
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{arg} must be a logging level (int or name), got {value!r}")
-    if value < 0:
-        raise ValueError(f"{arg} must be >= 0, got {value!r}")
-    return value
-
-
-def _check_pattern(value: Any) -> re.Pattern[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, re.Pattern):
-        if not isinstance(value.pattern, str):
-            raise TypeError("ready_pattern must be a str pattern, not bytes")
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"ready_pattern must be a str or re.Pattern, got {type(value).__name__}")
-    try:
-        return re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"ready_pattern is not a valid regular expression: {exc}") from None
+        killpg(pid, sig)

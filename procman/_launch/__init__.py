@@ -1,0 +1,1 @@
+"""The launcher behind ``procman.run`` and ``procman run``, one concept per module."""
