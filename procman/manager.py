@@ -31,10 +31,12 @@ from collections.abc import Coroutine, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from procman._kinds import MANAGER, REPORTS_RUNS, kind_of
 from procman._readiness import ReadinessMixin
 from procman._restarts import RestartMixin
 from procman._shutdown import ShutdownMixin
-from procman._state import await_, cancel_timer, log, wake_all
+from procman._snapshots import SnapshotMixin
+from procman._state import await_, cancel_timer, wake_all
 from procman._validate import check_bool, check_count, check_name, check_runnable, seconds
 from procman.child import (
     CURRENT_SUPERVISOR,
@@ -61,7 +63,7 @@ from procman.policy import (
     Strategy,
 )
 from procman.runnable import Runnable, RuntimeControlMessage
-from procman.snapshot import ChildSnapshot, ChildState, ManagerPhase, SupervisorSnapshot
+from procman.snapshot import ChildState, ManagerPhase
 
 if TYPE_CHECKING:
     from typing import Self
@@ -75,9 +77,9 @@ _NOTE_PREFIX = "procman: raised by process "
 DEFAULT_GRACE_PERIOD = 30.0
 DEFAULT_CANCEL_TIMEOUT = 5.0
 DEFAULT_WITHIN = 60.0
-_LIVE_STATES = frozenset(
-    (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF)
-)
+
+
+_BARE, _ENDS, _OBSERVED = 0, 1, 2  # how a run is watched (ProcessManager._run_mode)
 
 
 def _default_observers() -> tuple[Observer, ...]:
@@ -90,26 +92,7 @@ async def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def _has_begun(task: asyncio.Task[Any]) -> bool:
-    """Whether a child task's coroutine has started running (not merely scheduled)."""
-    coro: Any = task.get_coro()
-    if not inspect.iscoroutine(coro):
-        return True
-    return inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
-
-
-_MANAGER_TYPES: dict[type, bool] = {}
-
-
-def _is_manager(cls: type) -> bool:
-    """``issubclass(cls, ProcessManager)``, cached (the ABC check costs about 1 us)."""
-    known = _MANAGER_TYPES.get(cls)
-    if known is None:
-        known = _MANAGER_TYPES[cls] = issubclass(cls, ProcessManager)
-    return known
-
-
-class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
+class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin, Runnable):
     """Runs child processes, forwards control messages and handles their failures.
 
     A manager is itself a :class:`Runnable`, so managers nest into trees; a
@@ -443,10 +426,18 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         if self._ordered:
             self._pending.extend(self._new_record(*entry) for entry in self._inserted)
             self._start_next()
-        else:
-            now = time.monotonic()
-            for entry in self._inserted:
-                self._first_run(self._new_record(*entry, now))
+            return
+        # One batch: what the observers want is asked once, not once per child.
+        now = time.monotonic()
+        fan = self._fanout
+        announce = bool(fan.observers) and fan.wants(ProcessStarting)
+        mode = self._run_mode()
+        new_record, run = self._new_record, self._run
+        for entry in self._inserted:
+            rec = new_record(*entry, now)
+            if announce:
+                self._announce(rec)
+            run(rec, mode)
 
     def _new_record(
         self, runnable: Runnable, name: str, spec: ChildSpec, now: float | None = None
@@ -457,38 +448,48 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         return ChildRecord(self, runnable, name, spec, seq, now)
 
     def _first_run(self, rec: ChildRecord) -> None:
+        self._announce(rec)
+        self._run(rec)
+
+    def _announce(self, rec: ChildRecord) -> None:
         self._fanout.emit_new(
             ProcessStarting,
             lambda now: ProcessStarting(supervisor=self._path, child=rec.name, time=now),
         )
-        self._run(rec)
 
-    def _run(self, rec: ChildRecord) -> None:
-        """Start one run of ``rec`` as a task of this manager."""
+    def _run_mode(self) -> int:
+        """How runs started now are watched: by nobody, by their end, or from their start."""
+        fan = self._fanout
+        if not fan.observers:
+            return _BARE
+        # Observers that want only how runs end (the logging backend at WARNING) get
+        # the terminal event from the done callback: no wrapper frame per child.
+        return _OBSERVED if fan.wants(ProcessStarted) else _ENDS
+
+    def _run(self, rec: ChildRecord, mode: int | None = None) -> None:
+        """Start one run of ``rec`` as a task of this manager (``mode``: see _run_mode)."""
         runnable = rec.runnable
         spec = rec.spec
-        fan = self._fanout
         context = self._context
         loop = self._loop
         assert loop is not None and context is not None
-        wait_ready = spec.wait_ready or _is_manager(type(runnable))
-        if wait_ready:
+        kind = kind_of(type(runnable))
+        if spec.wait_ready or kind & MANAGER:
             rec.ready = False
             self._unready += 1
             if spec.wait_ready:
                 rec.ready_timer = loop.call_later(spec.ready_timeout, self._ready_expired, rec)
         coro: Coroutine[Any, Any, None] | None = None
-        if getattr(type(runnable), "procman_reports_runs", False):  # lowlevel.ReportsOwnRuns
-            rec.reports_end = False
-        elif spec.wait_ready or (fan.observers and fan.wants(ProcessStarted)):
-            # Someone wants the run's start: events are emitted inside the child's task
-            # (where an OpenTelemetry span can be made current for the whole run).
-            rec.reports_end = False
-            coro = run_observed(rec, runnable.process_start)
-        elif fan.observers:
-            # Observers that want only how runs end (the logging backend at WARNING)
-            # get the terminal event from the done callback: no wrapper frame per child.
-            rec.reports_end = True
+        rec.reports_end = False
+        if not kind & REPORTS_RUNS:  # lowlevel.ReportsOwnRuns emits its runs' events itself
+            if mode is None:
+                mode = self._run_mode()
+            if spec.wait_ready or mode == _OBSERVED:
+                # Events are emitted inside the child's task (where an OpenTelemetry
+                # span can be made current for the whole run); ready() is awaited there.
+                coro = run_observed(rec, runnable.process_start)
+            elif mode == _ENDS:
+                rec.reports_end = True
         if coro is None:
             # The child's own coroutine is the task (no wrapper frame). snapshot() tells
             # STARTING from RUNNING by the coroutine's state.
@@ -544,9 +545,18 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         if rec.timer is not None:
             rec.timer.cancel()
             rec.timer = None
-        if self._phase is not ManagerPhase.RUNNING:
-            self._ended_in_shutdown(rec, exc)
-        elif isinstance(exc, TerminationSignal):  # a signal stops the tree, whatever the policy
+        if self._phase is not ManagerPhase.RUNNING:  # a shutdown: nothing restarts
+            if not self._auto_cleanup:
+                self._finished.append(rec)
+            if exc is not None:
+                self._child_failed(rec, exc)
+            if rec is self._stopping:
+                self._stopping = None
+                self._stop_next()
+            if not self._live:  # the shutdown dropped every queued child
+                self._all_ended()
+            return
+        if isinstance(exc, TerminationSignal):  # a signal stops the tree, whatever the policy
             self._retire(rec)
             self._child_failed(rec, exc)
         elif rec.cascade:
@@ -567,14 +577,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
             self._all_ended()
         elif not self._signalled or self._ready_waiters:
             self._check_ready()
-
-    def _ended_in_shutdown(self, rec: ChildRecord, exc: BaseException | None) -> None:
-        self._retire(rec)
-        if exc is not None:
-            self._child_failed(rec, exc)
-        if rec is self._stopping:
-            self._stopping = None
-            self._stop_next()
 
     async def wait_started(self) -> None:
         """Return once ``process_start`` has started the children (so :meth:`add` works).
@@ -621,59 +623,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, Runnable):
         wake_all(self._stopped_waiters)
 
     # -- introspection -------------------------------------------------------------
-    def snapshot(self) -> SupervisorSnapshot:
-        """A read-only picture of this manager and its subtree (O(children)).
-
-        Meant for the event loop's thread. From another thread it does not
-        fail (the bookkeeping is copied in one step under the GIL) but may be
-        a moment stale; ``procman_metrics`` takes it on :attr:`loop` instead.
-        """
-        records = [*self._finished, *self._live.values(), *self._waiting, *self._pending]
-        children = tuple(self._child_snapshot(rec) for rec in records)
-        return SupervisorSnapshot(
-            path=self._path, name=self._name, phase=self._phase, children=children
-        )
-
-    @staticmethod
-    def _child_snapshot(rec: ChildRecord) -> ChildSnapshot:
-        runnable = rec.runnable
-        state = rec.state
-        if (
-            state is ChildState.STARTING
-            and rec.ready
-            and rec.task is not None
-            and _has_begun(rec.task)
-        ):
-            state = ChildState.RUNNING
-        nested = runnable if isinstance(runnable, ProcessManager) else None
-        if nested is None:
-            expose = getattr(runnable, "procman_nested_manager", None)  # lowlevel.ExposesManager
-            if expose is not None:
-                try:
-                    inner = expose()
-                except Exception:  # a user hook must not break snapshots
-                    log.exception("procman: %r.procman_nested_manager() raised", runnable)
-                    inner = None
-                if isinstance(inner, ProcessManager):
-                    nested = inner
-        sub = nested.snapshot() if nested is not None else None
-        if state not in _LIVE_STATES:
-            ready = True  # ended children do not make a tree unready
-        elif sub is not None:
-            ready = sub.ready
-        else:
-            ready = (
-                rec.ready and state is not ChildState.STARTING and state is not ChildState.BACKOFF
-            )
-        return ChildSnapshot(
-            name=rec.name,
-            state=state,
-            started_at=rec.started_at,
-            restart_count=rec.restart_count,
-            supervisor=sub,
-            ready=ready,
-        )
-
     def __len__(self) -> int:
         """Number of children that have not ended yet."""
         return len(self._live)

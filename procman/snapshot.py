@@ -21,6 +21,10 @@ class ChildState(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    # Members are singletons compared by identity: hash them by identity too (Enum's
+    # own __hash__ is a Python-level call, paid per child in every state count).
+    __hash__ = object.__hash__
+
 
 class ManagerPhase(enum.Enum):
     """The phase of a :class:`procman.ProcessManager`."""
@@ -29,6 +33,8 @@ class ManagerPhase(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
+
+    __hash__ = object.__hash__
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,93 @@
+"""Snapshots of a manager's subtree, cheap enough for every scrape (internal)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from procman._kinds import EXPOSES, MANAGER, kind_of
+from procman._state import ManagerState, log
+from procman.child import ChildRecord
+from procman.snapshot import ChildSnapshot, ChildState, SupervisorSnapshot
+
+__all__ = ["SnapshotMixin"]
+
+_LIVE_STATES = frozenset(
+    (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF)
+)
+_STARTING = ChildState.STARTING
+_RUNNING = ChildState.RUNNING
+_BACKOFF = ChildState.BACKOFF
+
+def _has_begun(task: asyncio.Task[Any]) -> bool:
+    """Whether a child task's coroutine has started running (not merely scheduled)."""
+    coro: Any = task.get_coro()
+    try:  # inspect.getcoroutinestate(coro) != CORO_CREATED, without its calls
+        return bool(coro.cr_suspended or coro.cr_running or coro.cr_frame is None)
+    except AttributeError:  # not a coroutine (a custom task factory): count it as begun
+        return True
+
+
+class SnapshotMixin(ManagerState):
+    """``snapshot()``: a read-only picture of the subtree, O(children)."""
+
+    def snapshot(self) -> SupervisorSnapshot:
+        """A read-only picture of this manager and its subtree (O(children)).
+
+        Meant for the event loop's thread. From another thread it does not
+        fail (the bookkeeping is copied in one step under the GIL) but may be
+        a moment stale; ``procman_metrics`` takes it on :attr:`loop` instead.
+        """
+        records = [*self._finished, *self._live.values(), *self._waiting, *self._pending]
+        wall = time.time() - time.monotonic()  # run_start (monotonic) + wall = wall-clock
+        child = self._child_snapshot
+        return SupervisorSnapshot(
+            path=self._path,
+            name=self._name,
+            phase=self._phase,
+            children=tuple([child(rec, wall) for rec in records]),
+        )
+
+    @staticmethod
+    def _child_snapshot(rec: ChildRecord, wall: float) -> ChildSnapshot:
+        runnable = rec.runnable
+        state = rec.state
+        task = rec.task
+        if state is _STARTING and rec.ready and task is not None and _has_begun(task):
+            state = _RUNNING
+        kind = kind_of(type(runnable))
+        if not kind & (MANAGER | EXPOSES):
+            return ChildSnapshot(
+                name=rec.name,
+                state=state,
+                started_at=rec.run_start + wall,
+                restart_count=rec.restart_count,
+                supervisor=None,
+                ready=state not in _LIVE_STATES
+                or (rec.ready and state is not _STARTING and state is not _BACKOFF),
+            )
+        nested: Any = runnable
+        if kind & EXPOSES:
+            try:
+                nested = runnable.procman_nested_manager()  # type: ignore[attr-defined]
+            except Exception:  # a user hook must not break snapshots
+                log.exception("procman: %r.procman_nested_manager() raised", runnable)
+                nested = None
+            if not isinstance(nested, SnapshotMixin):
+                nested = None
+        sub = nested.snapshot() if nested is not None else None
+        if state not in _LIVE_STATES:
+            ready = True  # ended children do not make a tree unready
+        elif sub is not None:
+            ready = sub.ready
+        else:
+            ready = rec.ready and state is not _STARTING and state is not _BACKOFF
+        return ChildSnapshot(
+            name=rec.name,
+            state=state,
+            started_at=rec.run_start + wall,
+            restart_count=rec.restart_count,
+            supervisor=sub,
+            ready=ready,
+        )
