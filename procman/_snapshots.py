@@ -16,9 +16,11 @@ __all__ = ["SnapshotMixin"]
 _LIVE_STATES = frozenset(
     (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF)
 )
+_snap = tuple.__new__  # ChildSnapshot is a NamedTuple: build it without keyword parsing
 _STARTING = ChildState.STARTING
 _RUNNING = ChildState.RUNNING
 _BACKOFF = ChildState.BACKOFF
+
 
 def _has_begun(task: asyncio.Task[Any]) -> bool:
     """Whether a child task's coroutine has started running (not merely scheduled)."""
@@ -58,14 +60,12 @@ class SnapshotMixin(ManagerState):
             state = _RUNNING
         kind = kind_of(type(runnable))
         if not kind & (MANAGER | EXPOSES):
-            return ChildSnapshot(
-                name=rec.name,
-                state=state,
-                started_at=rec.run_start + wall,
-                restart_count=rec.restart_count,
-                supervisor=None,
-                ready=state not in _LIVE_STATES
-                or (rec.ready and state is not _STARTING and state is not _BACKOFF),
+            ready = state not in _LIVE_STATES or (
+                rec.ready and state is not _STARTING and state is not _BACKOFF
+            )
+            return _snap(  # ChildSnapshot(name, state, started_at, restart_count, ...)
+                ChildSnapshot,
+                (rec.name, state, rec.run_start + wall, rec.restart_count, None, ready),
             )
         nested: Any = runnable
         if kind & EXPOSES:
@@ -83,11 +83,6 @@ class SnapshotMixin(ManagerState):
             ready = sub.ready
         else:
             ready = rec.ready and state is not _STARTING and state is not _BACKOFF
-        return ChildSnapshot(
-            name=rec.name,
-            state=state,
-            started_at=rec.run_start + wall,
-            restart_count=rec.restart_count,
-            supervisor=sub,
-            ready=ready,
+        return _snap(
+            ChildSnapshot, (rec.name, state, rec.run_start + wall, rec.restart_count, sub, ready)
         )

@@ -6,6 +6,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ChildSnapshot", "ChildState", "ManagerPhase", "SupervisorSnapshot"]
 
@@ -37,12 +38,14 @@ class ManagerPhase(enum.Enum):
     __hash__ = object.__hash__
 
 
-@dataclass(frozen=True, slots=True)
-class ChildSnapshot:
-    """One child at the moment of the snapshot.
+class ChildSnapshot(NamedTuple):
+    """One child at the moment of the snapshot (an immutable named tuple).
 
     ``started_at`` is the wall-clock time (``time.time()``) of its latest
     (re)start; ``supervisor`` is the nested tree when the child is a manager.
+    A named tuple rather than a dataclass: a snapshot of 10,000 children
+    builds 10,000 of them, and a tuple is built about six times faster (use
+    ``_replace()`` to derive a changed copy).
     """
 
     name: str
