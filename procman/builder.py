@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from procman._validate import check_bool, check_count, check_name, check_runnable, seconds
+from procman._validate import check_bool, check_count, check_name, seconds
 from procman.manager import (
     DEFAULT_CANCEL_TIMEOUT,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_WITHIN,
     ProcessManager,
+    child_entry,
 )
 from procman.observer import Fanout, Observer
 from procman.policy import DEFAULT_READY_TIMEOUT, Restart, RestartBackoff, Strategy
@@ -21,13 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessManagerBuilder"]
 
+# restart, wait_ready, ready_timeout, shutdown_timeout, significant (as insert() takes them)
+_Options = tuple[Restart, bool, "float | timedelta", "float | timedelta | None", bool]
+
 
 class ProcessManagerBuilder:
     """Fluent construction of a :class:`ProcessManager`; every setter checks its value."""
 
     def __init__(self) -> None:
         self._name = "process-manager"
-        self._children: list[tuple[Runnable, dict[str, Any]]] = []
+        self._children: list[tuple[Runnable, _Options]] = []
         self._auto_cleanup = True
         self._grace = DEFAULT_GRACE_PERIOD
         self._cancel_timeout = DEFAULT_CANCEL_TIMEOUT
@@ -53,15 +57,8 @@ class ProcessManagerBuilder:
         significant: bool = False,
     ) -> Self:
         """Register a child with its options (see :meth:`ProcessManager.insert`)."""
-        check_runnable(runnable, "pre_insert() argument")
-        options = {
-            "restart": restart,
-            "wait_ready": wait_ready,
-            "ready_timeout": ready_timeout,
-            "shutdown_timeout": shutdown_timeout,
-            "significant": significant,
-        }
-        ProcessManager.check_child(runnable, options)  # errors at this call
+        options = (restart, wait_ready, ready_timeout, shutdown_timeout, significant)
+        child_entry(runnable, *options, arg="pre_insert() argument")  # errors at this call
         self._children.append((runnable, options))
         return self
 
@@ -131,6 +128,19 @@ class ProcessManagerBuilder:
             backoff=self._backoff,
             ordered=self._ordered,
         )
-        for child, options in self._children:
-            manager.insert(child, **options)
+        for child, (
+            restart,
+            wait_ready,
+            ready_timeout,
+            shutdown_timeout,
+            significant,
+        ) in self._children:
+            manager.insert(
+                child,
+                restart=restart,
+                wait_ready=wait_ready,
+                ready_timeout=ready_timeout,
+                shutdown_timeout=shutdown_timeout,
+                significant=significant,
+            )
         return manager

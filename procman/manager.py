@@ -92,6 +92,42 @@ async def _raise(exc: BaseException) -> None:
     raise exc
 
 
+def child_entry(
+    runnable: Runnable,
+    restart: Restart = Restart.TRANSIENT,
+    wait_ready: bool = False,
+    ready_timeout: float | timedelta = DEFAULT_READY_TIMEOUT,
+    shutdown_timeout: float | timedelta | None = None,
+    significant: bool = False,
+    arg: str = "runnable",
+) -> tuple[str, ChildSpec]:
+    """The checked name and spec of a child (insert, add and the builder's pre_insert).
+
+    Raises naming the bad argument; a child inserted without options shares
+    :data:`DEFAULT_SPEC` (nothing to check, nothing allocated).
+    """
+    check_runnable(runnable, arg)
+    name = runnable.process_name()
+    if type(name) is not str or not name.isascii() or not name:
+        name = check_name(name, f"{type(runnable).__name__}.process_name()")
+    if (
+        restart is Restart.TRANSIENT
+        and wait_ready is False
+        and ready_timeout is DEFAULT_READY_TIMEOUT
+        and shutdown_timeout is None
+        and significant is False
+    ):
+        return name, DEFAULT_SPEC
+    spec = ChildSpec.of(
+        restart=restart,
+        wait_ready=wait_ready,
+        ready_timeout=ready_timeout,
+        shutdown_timeout=shutdown_timeout,
+        significant=significant,
+    )
+    return name, spec
+
+
 class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin, Runnable):
     """Runs child processes, forwards control messages and handles their failures.
 
@@ -133,7 +169,9 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
             raise TypeError(f"backoff must be a RestartBackoff, got {type(backoff).__name__}")
         self._backoff = backoff if backoff is not None else RestartBackoff()
         self._ordered = check_bool(ordered, "ordered")
-        self._inserted: list[tuple[Runnable, str, ChildSpec]] = []
+        self._inserted: list[Runnable] = []  # with their names and specs, index by index
+        self._inserted_names: list[str] = []
+        self._inserted_specs: list[ChildSpec] = []
         self._phase = ManagerPhase.CREATED
         self._shutdown_pending = False
         self._path = self._name
@@ -247,42 +285,6 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
         """True once a shutdown has begun (or was asked for before start)."""
         return self._shutdown_pending or self._phase is ManagerPhase.STOPPING
 
-    @staticmethod
-    def check_child(runnable: Runnable, options: dict[str, Any]) -> tuple[str, ChildSpec]:
-        """The name and spec of a child; raises naming the bad argument."""
-        name = check_name(runnable.process_name(), f"{type(runnable).__name__}.process_name()")
-        return name, ChildSpec.of(**options)
-
-    def _child_entry(
-        self,
-        runnable: Runnable,
-        restart: Restart,
-        wait_ready: bool,
-        ready_timeout: float | timedelta,
-        shutdown_timeout: float | timedelta | None,
-        significant: bool,
-    ) -> tuple[Runnable, str, ChildSpec]:
-        check_runnable(runnable)
-        name = runnable.process_name()
-        if type(name) is not str or not name.isascii() or not name:
-            name = check_name(name, f"{type(runnable).__name__}.process_name()")
-        if (
-            restart is Restart.TRANSIENT
-            and wait_ready is False
-            and ready_timeout is DEFAULT_READY_TIMEOUT
-            and shutdown_timeout is None
-            and significant is False
-        ):
-            return runnable, name, DEFAULT_SPEC  # no options: nothing to check
-        spec = ChildSpec.of(
-            restart=restart,
-            wait_ready=wait_ready,
-            ready_timeout=ready_timeout,
-            shutdown_timeout=shutdown_timeout,
-            significant=significant,
-        )
-        return runnable, name, spec
-
     def insert(
         self,
         runnable: Runnable,
@@ -302,7 +304,7 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
         ``shutdown_timeout`` (this child's grace period; default the
         manager's), ``significant`` (its clean return ends the tree).
         """
-        entry = self._child_entry(
+        name, spec = child_entry(
             runnable, restart, wait_ready, ready_timeout, shutdown_timeout, significant
         )
         if self._phase is ManagerPhase.RUNNING or self._phase is ManagerPhase.STOPPING:
@@ -310,7 +312,10 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
                 f"manager {self._path!r} is already running: use add() to add a child "
                 "to a running manager"
             )
-        self._inserted.append(entry)
+        # three flat lists, not a tuple per child: one object fewer for the GC to track
+        self._inserted.append(runnable)
+        self._inserted_names.append(name)
+        self._inserted_specs.append(spec)
         return self
 
     def add(
@@ -329,12 +334,12 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
         Raises :class:`ManagerStateError` before start (use :meth:`insert`),
         during a shutdown and after the manager ended.
         """
-        entry = self._child_entry(
+        name, spec = child_entry(
             runnable, restart, wait_ready, ready_timeout, shutdown_timeout, significant
         )
         phase = self._phase
         if phase is ManagerPhase.RUNNING:
-            rec = self._new_record(*entry)
+            rec = self._new_record(runnable, name, spec)
             if self._ordered and (self._pending or self._starting is not None):
                 self._pending.append(rec)
             else:
@@ -424,7 +429,9 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
 
     def _start_children(self) -> None:
         if self._ordered:
-            self._pending.extend(self._new_record(*entry) for entry in self._inserted)
+            self._pending.extend(
+                map(self._new_record, self._inserted, self._inserted_names, self._inserted_specs)
+            )
             self._start_next()
             return
         # One batch: what the observers want is asked once, not once per child.
@@ -433,8 +440,9 @@ class ProcessManager(RestartMixin, ShutdownMixin, ReadinessMixin, SnapshotMixin,
         announce = bool(fan.observers) and fan.wants(ProcessStarting)
         mode = self._run_mode()
         new_record, run = self._new_record, self._run
-        for entry in self._inserted:
-            rec = new_record(*entry, now)
+        entries = (self._inserted, self._inserted_names, self._inserted_specs)
+        for runnable, name, spec in zip(*entries, strict=True):
+            rec = new_record(runnable, name, spec, now)
             if announce:
                 self._announce(rec)
             run(rec, mode)
