@@ -3,24 +3,26 @@
 :class:`procman.ProcessManager` is assembled from one class per concern:
 :mod:`procman._readiness` (readiness and the ordered start),
 :mod:`procman._restarts` (restart types, strategies, intensity),
-:mod:`procman._shutdown` (graceful shutdown, timeouts, abandonment, reload)
-and :mod:`procman.manager` (children, runs, snapshots). This module declares
+:mod:`procman._shutdown` (graceful shutdown, timeouts, abandonment, reload),
+:mod:`procman._runs` (starting runs, a run's end), :mod:`procman._snapshots`
+and :mod:`procman.manager` (configuration, children, the run of the tree). This module declares
 the attributes they share and the hooks they call on each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from procman.child import ChildRecord, Owner
 from procman.observer import Fanout
-from procman.policy import RestartBackoff, Strategy
-from procman.runnable import RuntimeControlMessage
+from procman.policy import ChildSpec, RestartBackoff, Strategy
+from procman.runnable import Runnable, RuntimeControlMessage
 from procman.snapshot import ManagerPhase
 
 __all__ = ["Cascade", "ManagerState"]
@@ -93,6 +95,9 @@ class ManagerState:
     _pending: deque[ChildRecord]
     _starting: ChildRecord | None
     _spawning: ChildRecord | None
+    _seq: int
+    _context: contextvars.Context | None
+    _done_callback: Callable[[asyncio.Task[None]], None]
     _stop_order: list[ChildRecord] | None
     _stopping: ChildRecord | None
     _cascade: Cascade | None
@@ -157,6 +162,23 @@ class ManagerState:
         raise NotImplementedError
 
     def _first_run(self, rec: ChildRecord) -> None:
+        raise NotImplementedError
+
+    def _new_record(
+        self, runnable: Runnable, name: str, spec: ChildSpec, now: float | None = None
+    ) -> ChildRecord:
+        raise NotImplementedError
+
+    def _needs_restart(self, rec: ChildRecord, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def _cascade_member_ended(self, rec: ChildRecord) -> None:
+        raise NotImplementedError
+
+    def _ready_expired(self, rec: ChildRecord) -> None:
+        raise NotImplementedError
+
+    def _stop_next(self) -> None:
         raise NotImplementedError
 
     def _emit_restart_completed(

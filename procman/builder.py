@@ -11,10 +11,9 @@ from procman.manager import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_WITHIN,
     ProcessManager,
-    child_entry,
 )
 from procman.observer import Fanout, Observer
-from procman.policy import DEFAULT_READY_TIMEOUT, Restart, RestartBackoff, Strategy
+from procman.policy import DEFAULT_READY_TIMEOUT, Restart, RestartBackoff, Strategy, child_entry
 from procman.runnable import Runnable
 
 if TYPE_CHECKING:

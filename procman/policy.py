@@ -11,11 +11,22 @@ import enum
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from procman._validate import check_bool, seconds
+from procman._validate import check_bool, check_name, check_runnable, seconds
 
-__all__ = ["DEFAULT_SPEC", "ChildSpec", "Restart", "RestartBackoff", "Strategy"]
+if TYPE_CHECKING:
+    from procman.runnable import Runnable
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "ChildSpec",
+    "Restart",
+    "RestartBackoff",
+    "Strategy",
+    "child_entry",
+]
 
 
 class Strategy(enum.Enum):
@@ -154,3 +165,39 @@ class ChildSpec:
 
 DEFAULT_SPEC = ChildSpec()
 """The spec of a child inserted without options (shared: no allocation per child)."""
+
+
+def child_entry(
+    runnable: Runnable,
+    restart: Restart = Restart.TRANSIENT,
+    wait_ready: bool = False,
+    ready_timeout: float | timedelta = DEFAULT_READY_TIMEOUT,
+    shutdown_timeout: float | timedelta | None = None,
+    significant: bool = False,
+    arg: str = "runnable",
+) -> tuple[str, ChildSpec]:
+    """The checked name and spec of a child (insert, add and the builder's pre_insert).
+
+    Raises naming the bad argument; a child inserted without options shares
+    :data:`DEFAULT_SPEC` (nothing to check, nothing allocated).
+    """
+    check_runnable(runnable, arg)
+    name = runnable.process_name()
+    if type(name) is not str or not name.isascii() or not name:
+        name = check_name(name, f"{type(runnable).__name__}.process_name()")
+    if (
+        restart is Restart.TRANSIENT
+        and wait_ready is False
+        and ready_timeout is DEFAULT_READY_TIMEOUT
+        and shutdown_timeout is None
+        and significant is False
+    ):
+        return name, DEFAULT_SPEC
+    spec = ChildSpec.of(
+        restart=restart,
+        wait_ready=wait_ready,
+        ready_timeout=ready_timeout,
+        shutdown_timeout=shutdown_timeout,
+        significant=significant,
+    )
+    return name, spec
