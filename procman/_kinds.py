@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from procman._state import ManagerState
 
-__all__ = ["EXPOSES", "LEAF", "MANAGER", "REPORTS_RUNS", "kind_of"]
+__all__ = ["EXPOSES", "KINDS", "LEAF", "MANAGER", "REPORTS_RUNS", "kind_of"]
 
 # What a runnable's type is to its manager, looked up once per type (an
 # isinstance against the ABC and a getattr cost more than the rest of a child):
@@ -12,12 +12,12 @@ LEAF = 0
 MANAGER = 1  # a ProcessManager: nested in snapshots, ready when its children are
 EXPOSES = 2  # lowlevel.ExposesManager: procman_nested_manager() gives the nested tree
 REPORTS_RUNS = 4  # lowlevel.ReportsOwnRuns: emits its runs' events itself
-_KINDS: dict[type, int] = {}
+KINDS: dict[type, int] = {}
 
 
 def kind_of(cls: type) -> int:
     """The flags above for a runnable type (cached)."""
-    kind = _KINDS.get(cls)
+    kind = KINDS.get(cls)
     if kind is None:
         kind = LEAF
         if issubclass(cls, ManagerState):
@@ -26,5 +26,5 @@ def kind_of(cls: type) -> int:
             kind |= EXPOSES
         if getattr(cls, "procman_reports_runs", False):
             kind |= REPORTS_RUNS
-        _KINDS[cls] = kind
+        KINDS[cls] = kind
     return kind

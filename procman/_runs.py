@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Coroutine
 from typing import Any
 
-from procman._kinds import MANAGER, REPORTS_RUNS, kind_of
+from procman._kinds import KINDS, MANAGER, REPORTS_RUNS, kind_of
 from procman._state import ManagerState, await_, cancel_timer
 from procman.child import ChildRecord, emit_end, run_observed, start_of
 from procman.errors import TerminationSignal
@@ -53,7 +53,9 @@ class RunsMixin(ManagerState):
         context = self._context
         loop = self._loop
         assert loop is not None and context is not None
-        kind = kind_of(type(runnable))
+        kind = KINDS.get(type(runnable))
+        if kind is None:
+            kind = kind_of(type(runnable))
         if spec.wait_ready or kind & MANAGER:
             rec.ready = False
             self._unready += 1

@@ -65,16 +65,16 @@ def check_count(value: Any, arg: str) -> int:
     return value
 
 
-_RUNNABLE_TYPES: set[type] = set()
+RUNNABLE_TYPES: set[type] = set()
 
 
 def check_runnable(value: Any, arg: str = "runnable") -> Runnable:
     """``value`` if it is a :class:`Runnable`, else a TypeError that says how to make one."""
     cls = type(value)
-    if cls in _RUNNABLE_TYPES:  # the ABC check is slow; types seen once are remembered
+    if cls in RUNNABLE_TYPES:  # the ABC check is slow; types seen once are remembered
         return value  # type: ignore[no-any-return]
     if isinstance(value, Runnable):
-        _RUNNABLE_TYPES.add(cls)
+        RUNNABLE_TYPES.add(cls)
     else:
         raise TypeError(
             f"{arg} must be a procman.Runnable, got {type(value).__name__}; wrap an "

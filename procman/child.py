@@ -245,45 +245,37 @@ def emit_end(
     ``exc`` is its failure (``ProcessFailed``) or None (``ProcessStopped``).
     Nothing for an abandoned child: ``ProcessAbandoned`` was its terminal event.
     """
-    if rec.abandoned:
-        return
-    path = rec.owner.path
+    end = ProcessCancelled if cancelled else ProcessStopped if exc is None else ProcessFailed
+    if rec.abandoned or not fan.observers or not fan.wants(end):
+        return  # per child on every shutdown: decided before anything is built
+    now = time.monotonic()
+    path, name, restarts, duration = rec.owner.path, rec.name, rec.restart_count, now - t0
+    event: ProcessCancelled | ProcessFailed | ProcessStopped
     if cancelled:
-        fan.emit_new(
-            ProcessCancelled,
-            lambda now: ProcessCancelled(
-                supervisor=path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - t0,
-                forced=rec.force_cancelled,
-                requested=rec.force_cancelled or rec.owner.shutdown_requested(),
-            ),
+        forced = rec.force_cancelled
+        event = ProcessCancelled(
+            supervisor=path,
+            child=name,
+            time=now,
+            restart_count=restarts,
+            duration=duration,
+            forced=forced,
+            requested=forced or rec.owner.shutdown_requested(),
         )
     elif exc is not None:
-        fan.emit_new(
-            ProcessFailed,
-            lambda now: ProcessFailed(
-                supervisor=path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - t0,
-                exception=exc,
-            ),
+        event = ProcessFailed(
+            supervisor=path,
+            child=name,
+            time=now,
+            restart_count=restarts,
+            duration=duration,
+            exception=exc,
         )
     else:
-        fan.emit_new(
-            ProcessStopped,
-            lambda now: ProcessStopped(
-                supervisor=path,
-                child=rec.name,
-                time=now,
-                restart_count=rec.restart_count,
-                duration=now - t0,
-            ),
+        event = ProcessStopped(
+            supervisor=path, child=name, time=now, restart_count=restarts, duration=duration
         )
+    fan.emit(event)
 
 
 async def _checked(start: Callable[[], Awaitable[None]]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from procman._validate import check_bool, check_name, check_runnable, seconds
+from procman._validate import RUNNABLE_TYPES, check_bool, check_name, check_runnable, seconds
 
 if TYPE_CHECKING:
     from procman.runnable import Runnable
@@ -181,7 +181,8 @@ def child_entry(
     Raises naming the bad argument; a child inserted without options shares
     :data:`DEFAULT_SPEC` (nothing to check, nothing allocated).
     """
-    check_runnable(runnable, arg)
+    if type(runnable) not in RUNNABLE_TYPES:  # the ABC check runs once per type
+        check_runnable(runnable, arg)
     name = runnable.process_name()
     if type(name) is not str or not name.isascii() or not name:
         name = check_name(name, f"{type(runnable).__name__}.process_name()")
