@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from procman.child import signal_ready
@@ -30,9 +30,13 @@ class RuntimeContext:
         self._ticker = ticker
         self._handle = handle
 
-    async def tick(self, awaitable: Awaitable[T]) -> ProcessOperation[T]:
-        """Same as :meth:`procman.RuntimeTicker.tick`."""
-        return await self._ticker.tick(awaitable)
+    def tick(self, awaitable: Awaitable[T]) -> Coroutine[Any, Any, ProcessOperation[T]]:
+        """Same as :meth:`procman.RuntimeTicker.tick` (await it).
+
+        A plain method returning the ticker's coroutine: no second coroutine
+        per tick.
+        """
+        return self._ticker.tick(awaitable)
 
     def ready(self) -> None:
         """Signal that this run is ready; see :meth:`procman.RuntimeGuard.ready`."""

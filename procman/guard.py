@@ -39,6 +39,8 @@ __all__ = ["RuntimeGuard", "RuntimeHandle", "RuntimeTicker"]
 T = TypeVar("T")
 
 _SHUTDOWN = RuntimeControlMessage.SHUTDOWN
+_CONTROLS = {message: Control(message) for message in RuntimeControlMessage}
+"""``Control`` is immutable: a shutdown or reload reaches every child as one shared object."""
 
 
 _NO_CONTEXT = contextvars.Context()
@@ -183,12 +185,12 @@ class RuntimeTicker:
         return self._deliver(queue.pop(0), None)
 
     def _deliver(self, message: ControlMessage, unused: object) -> Control:
-        close = getattr(unused, "close", None)
-        if close is not None and asyncio.iscoroutine(unused):
-            close()
+        if unused is not None and asyncio.iscoroutine(unused):
+            unused.close()
         if message is _SHUTDOWN:
             self._guard._running = False
-        return Control(message)
+        control = _CONTROLS.get(message) if type(message) is RuntimeControlMessage else None
+        return Control(message) if control is None else control
 
     def __repr__(self) -> str:
         return f"<RuntimeTicker of {self._guard!r}>"
