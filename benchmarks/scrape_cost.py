@@ -306,15 +306,6 @@ async def main(children: int, supervisors: int, runs: int) -> dict[str, Any]:
     return doc
 
 
-def parse_result(stdout: str) -> dict[str, Any] | None:
-    """The document of the last ``SCRAPE-RESULT`` line of a run's stdout, if any."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            found: dict[str, Any] = json.loads(line[len(MARKER) :])
-            return found
-    return None
-
-
 def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--children", type=int, default=10_000)
