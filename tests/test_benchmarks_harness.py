@@ -313,8 +313,11 @@ def test_gcfreeze_runner_unfreezes_after_the_stop() -> None:
     from benchmarks.measure import PhaseClock
     from benchmarks.workload_a import RUNNERS
 
+    async def once(name: str) -> dict[str, Any]:
+        return await RUNNERS[name](50, PhaseClock())
+
     for name in ("baseline-gcfreeze", "procman-logging-gcfreeze"):
-        out = asyncio.run(RUNNERS[name](50, PhaseClock()))
+        out = asyncio.run(once(name))
         assert out["frozen_objects"] > 50
         assert gc.get_freeze_count() == 0, name
 
