@@ -9,7 +9,7 @@ STAMP := $(VENV)/.procman-installed
 PYTHONS := 3.11 3.12 3.13
 VENV_PY = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-.PHONY: demo test lint typecheck pytest pythons eager bench bench-quick soak clean
+.PHONY: demo test lint typecheck pytest pythons eager bench bench-quick bench-pythons soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "procman needs Python >= 3.11"'
@@ -48,6 +48,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
+
+# Workload A on 3.11, 3.12 and 3.13 (eager variants on 3.12+), one venv each in
+# .bench-venvs/ (created once); e.g. make bench-pythons ARGS='--sizes 1000'
+bench-pythons: $(STAMP)
+	$(BIN)/python -m benchmarks.pythons $(ARGS)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak -p no:cacheprovider

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = report.build(cells, settings, time.monotonic() - t0, before)
     if not args.quick and not args.no_extras:
         doc["extras"] = extras.run_extras(progress)
+        doc["targets"] = report.targets(doc)  # the scrape target needs scrape_cost's figures
     doc["elapsed_s"] = time.monotonic() - t0
     print(report.text(doc))
     if doc.get("extras"):

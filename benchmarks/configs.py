@@ -108,6 +108,20 @@ CONFIGS: tuple[Config, ...] = (
         "AB",
     ),
     Config(
+        "baseline-gcfreeze",
+        "baseline with gc.freeze() once all children run (not timed) and gc.unfreeze() "
+        "after the stop",
+        "A",
+    ),
+    Config(
+        "procman-logging-gcfreeze",
+        "procman-logging (the default configuration) with gc.freeze() once all children "
+        "run (not timed) and gc.unfreeze() after the stop",
+        "A",
+        ref="baseline-gcfreeze",
+        ref_workloads="A",
+    ),
+    Config(
         "baseline-uvloop",
         "baseline on uvloop",
         "ABC",

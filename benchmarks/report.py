@@ -99,6 +99,7 @@ def build(
         "elapsed_s": elapsed,
         "results": results,
     }
+    doc["growth"] = growth_rows(doc)
     doc["targets"] = targets(doc)
     return doc
 
@@ -111,8 +112,79 @@ def _find(doc: dict[str, Any], workload: str, config: str, param: float) -> dict
     return None
 
 
+# The performance issue's sizes for the per-N targets of the default configuration.
+ISSUE_SIZES = (10_000.0, 50_000.0, 100_000.0)
+GROWTH_FROM, GROWTH_TO = 10_000.0, 100_000.0
+
+
+def _ratio_of(r: dict[str, Any] | None, key: str) -> float | None:
+    if r is None:
+        return None
+    value = r.get(key)
+    return None if value is None else float(value)
+
+
+def growth(doc: dict[str, Any], config: str) -> float | None:
+    """Workload A: ``config``'s us/child at 100k divided by its us/child at 10k."""
+    lo = _find(doc, "A", config, GROWTH_FROM)
+    hi = _find(doc, "A", config, GROWTH_TO)
+    if lo is None or hi is None:
+        return None
+    lo_us, hi_us = lo["median"].get("us_per_child"), hi["median"].get("us_per_child")
+    if not lo_us or hi_us is None:
+        return None
+    return float(hi_us) / float(lo_us)
+
+
+def growth_base(config: str) -> str:
+    """The configuration whose growth ``config``'s growth is compared with."""
+    if config.endswith("-gcfreeze"):
+        return "baseline-gcfreeze"
+    loop = BY_NAME[config].loop if config in BY_NAME else "asyncio"
+    return {"uvloop": "baseline-uvloop", "eager": "baseline-eager"}.get(loop, "baseline")
+
+
+def growth_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every workload-A configuration measured at 10k and 100k: its growth and the ratio
+    to its baseline's growth (the -gcfreeze variants against baseline-gcfreeze)."""
+    rows = []
+    names = sorted({r["config"] for r in doc["results"] if r["workload"] == "A"}, key=_order)
+    for name in names:
+        g = growth(doc, name)
+        if g is None:
+            continue
+        base = growth_base(name)
+        gb = growth(doc, base)
+        lo, hi = _find(doc, "A", name, GROWTH_FROM), _find(doc, "A", name, GROWTH_TO)
+        assert lo is not None and hi is not None
+        rows.append(
+            {
+                "config": name,
+                "us_per_child_10k": lo["median"]["us_per_child"],
+                "us_per_child_100k": hi["median"]["us_per_child"],
+                "growth": g,
+                "base": base,
+                "base_growth": gb,
+                "vs_base": g / gb if gb else None,
+            }
+        )
+    return rows
+
+
+def _growth_text(doc: dict[str, Any], config: str, base: str) -> tuple[float | None, str]:
+    g, gb = growth(doc, config), growth(doc, base)
+    if g is None or gb is None:
+        return None, f"{config} / {base}: not measured"
+    return g / gb, f"{config} {g:.2f}x / {base} {gb:.2f}x = {g / gb:.2f}"
+
+
 def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's speed targets, each met / not met / not measured."""
+    """The performance issue's targets, each met / not met / not measured.
+
+    Ratios are of medians, against the configuration named in the target,
+    measured in the same run. The number in front of each target is the
+    issue's item.
+    """
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, limit: float, unit: str, detail: str = "") -> None:
@@ -128,58 +200,137 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
-    for n in (10_000.0, 50_000.0):
-        r = _find(doc, "A", "procman", n)
+    sizes = sorted({float(n) for n in doc["settings"]["sizes"]})
+    large = sorted(set(ISSUE_SIZES) | {n for n in sizes if n >= 10_000})
+
+    # 1. the default configuration against bare asyncio: time at 10k/50k/100k, peak RSS
+    for n in ISSUE_SIZES:
+        r = _find(doc, "A", "procman-logging", n)
         add(
-            f"A procman start+stop vs baseline, N={n:,.0f}",
-            r["ratio_baseline"] if r else None,
-            1.25,
+            f"1 A start+stop, procman-logging (default config) / baseline, N={n:,.0f}",
+            _ratio_of(r, "ratio_baseline"),
+            1.15,
             "x",
         )
-    sizes = [
-        r["param"]
-        for r in doc["results"]
-        if r["workload"] == "A" and r["config"] == "procman" and r["status"] == "ok"
+    both = [
+        n for n in sizes if _find(doc, "A", "procman-logging", n) and _find(doc, "A", "baseline", n)
     ]
-    big = max(sizes) if sizes else None
-    r = _find(doc, "A", "procman", big) if big else None
-    add(
-        f"A procman peak RSS per idle child, N={big or 0:,.0f}",
-        r["median"].get("rss_per_child") if r else None,
-        2048,
-        "bytes",
-        f"live RSS per child when all run: {r['median'].get('live_per_child', 0):.0f} B"
-        if r
-        else "",
-    )
-    r100 = _find(doc, "A", "procman", 100_000.0)
-    add(
-        "A procman 100k start+stop",
-        r100["median"]["total"] if r100 else None,
-        2.0,
-        "s",
-    )
-    r10 = _find(doc, "A", "procman", 10_000.0)
-    growth = None
+    rss: float | None = None
     detail = ""
-    if r100 and r10:
-        growth = r100["median"]["us_per_child"] / r10["median"]["us_per_child"]
-        b100, b10 = _find(doc, "A", "baseline", 100_000.0), _find(doc, "A", "baseline", 10_000.0)
-        if b100 and b10:
-            detail = (
-                f"baseline: {b100['median']['us_per_child'] / b10['median']['us_per_child']:.2f}x"
-            )
-        gc_share = r100["median"].get("gc_s", 0.0) / r100["median"]["total"]
-        detail += f"; cyclic GC = {gc_share:.0%} of procman's 100k time"
-    add("A procman cost per child 100k / 10k", growth, 1.3, "x", detail)
-    for n in (10_000.0, 100_000.0):
-        r = _find(doc, "A", "procman-all", n)
+    if both:
+        n = both[-1]
+        mine = _find(doc, "A", "procman-logging", n)
+        base = _find(doc, "A", "baseline", n)
+        assert mine is not None and base is not None
+        m_rss, b_rss = mine["median"].get("rss_per_child"), base["median"].get("rss_per_child")
+        if m_rss is not None and b_rss:
+            rss = m_rss / b_rss
+            detail = f"N={n:,.0f}: {m_rss:,.0f} / {b_rss:,.0f} B per child"
+    add(
+        "1 A peak RSS per idle child, procman-logging / baseline, largest N",
+        rss,
+        1.15,
+        "x",
+        detail,
+    )
+
+    # 2. no observer against bare asyncio at every N >= 10k
+    for n in large:
+        r = _find(doc, "A", "procman", n)
         add(
-            f"A procman fully instrumented vs hand-wired floor, N={n:,.0f}",
-            r["ratio_ref"] if r else None,
+            f"2 A start+stop, procman (no observer) / baseline, N={n:,.0f}",
+            _ratio_of(r, "ratio_baseline"),
+            1.05,
+            "x",
+        )
+
+    # 3. growth of the cost per child from 10k to 100k, against the baseline's
+    value, main = _growth_text(doc, "procman", "baseline")
+    r100 = _find(doc, "A", "procman", GROWTH_TO)
+    parts = [main]
+    if r100 and r100["median"].get("total"):
+        share = r100["median"].get("gc_s", 0.0) / r100["median"]["total"]
+        parts.append(f"cyclic GC = {share:.0%} of procman's 100k time")
+    parts.append("default config: " + _growth_text(doc, "procman-logging", "baseline")[1])
+    parts.append(
+        "with gc.freeze() after start-up: "
+        + _growth_text(doc, "procman-logging-gcfreeze", "baseline-gcfreeze")[1]
+    )
+    add(
+        "3 A growth of us/child 10k -> 100k, procman / baseline",
+        value,
+        1.1,
+        "x",
+        "; ".join(parts),
+    )
+
+    # 4. Prometheus against bare asyncio, everything against the hand-wired floor
+    for n in sizes:
+        r = _find(doc, "A", "procman-prometheus", n)
+        add(
+            f"4 A start+stop, procman-prometheus / baseline, N={n:,.0f}",
+            _ratio_of(r, "ratio_baseline"),
             1.3,
             "x",
         )
+    for n in sizes:
+        r = _find(doc, "A", "procman-all", n)
+        add(
+            f"4 A start+stop, procman-all / floor (hand-wired), N={n:,.0f}",
+            _ratio_of(r, "ratio_ref"),
+            1.1,
+            "x",
+        )
+
+    # 5. uvloop
+    for n in sizes:
+        r = _find(doc, "A", "procman-uvloop", n)
+        add(
+            f"5 A start+stop, procman-uvloop / baseline-uvloop, N={n:,.0f}",
+            _ratio_of(r, "ratio_ref"),
+            1.1,
+            "x",
+        )
+
+    # 6. reload fan-out
+    reload_n = float(doc["settings"].get("reload_n", 10_000))
+    r = _find(doc, "C", "procman", reload_n)
+    add(
+        f"6 C reload fan-out, procman / baseline, N={reload_n:,.0f}",
+        _ratio_of(r, "ratio_baseline"),
+        1.3,
+        "x",
+    )
+
+    # 7. scrape: the longest event-loop stall while MetricsServer serves /metrics
+    scrape = (doc.get("extras") or {}).get("scrape_cost") or {}
+    res = scrape.get("result")
+    stall: float | None = None
+    detail = "needs benchmarks.scrape_cost (full run, without --no-extras)"
+    children = 10_000
+    if res and res.get("http"):
+        children = int(res.get("children", children))
+        plain, gz = res["http"]["plain"], res["http"]["gzip"]
+        stall = max(plain["stall_ms"], gz["stall_ms"])
+        detail = (
+            f"{children:,} children under {res.get('supervisors')} supervisors, median of "
+            f"{res.get('runs')} scrapes each: plain {plain['scrape_ms']:.0f} ms, "
+            f"{plain['bytes']:,.0f} B, stall {plain['stall_ms']:.1f} ms "
+            f"(max {plain['stall_max_ms']:.1f}); gzip {gz['scrape_ms']:.0f} ms, "
+            f"{gz['bytes']:,.0f} B, stall {gz['stall_ms']:.1f} ms "
+            f"(max {gz['stall_max_ms']:.1f}); ticker with no scrape "
+            f"{res.get('idle_stall_ms', 0.0):.1f} ms"
+        )
+    elif scrape.get("status") not in (None, "ok"):
+        detail = f"benchmarks.scrape_cost: {scrape['status']}"
+    add(
+        f"7 scrape of {children:,} children via MetricsServer: longest event-loop stall "
+        "(worse of plain / gzip)",
+        stall,
+        50.0,
+        "ms",
+        detail,
+    )
     return out
 
 
@@ -209,13 +360,34 @@ def text(doc: dict[str, Any]) -> str:
             "(times in ms; GC = cyclic GC time within them; B/child = peak RSS growth per child)"
         )
         header = (
-            f"{'N':>7}  {'configuration':<20} {'start':>9} {'stop':>9} {'total':>9} {'GC':>7} "
-            f"{'us/child':>8} {'x base':>6} {'x ref':>18} {'B/child':>7}  note"
+            f"{'N':>7}  {'configuration':<24} {'start':>9} {'stop':>9} {'total':>9} {'GC':>7} "
+            f"{'us/child':>8} {'x base':>6} {'x ref':>24} {'B/child':>7}  note"
         )
         lines.append(header)
         lines.append("-" * len(header))
         for r in sorted(by_w["A"], key=lambda r: (r["param"], _order(r["config"]))):
             lines.append(_row_a(r))
+        lines.append("")
+        lines.append(
+            "Workload A, growth of the cost per child from N=10,000 to N=100,000 (us/child at "
+            "100k / at 10k; vs base = divided by the growth of the base in the same run)"
+        )
+        rows = growth_rows(doc)
+        if not rows:
+            lines.append("  not measured (needs N=10,000 and N=100,000)")
+        else:
+            header = (
+                f"{'configuration':<26} {'us 10k':>8} {'us 100k':>8} {'growth':>7} "
+                f"{'base':<18} {'base gr.':>8} {'vs base':>7}"
+            )
+            lines.append(header)
+            lines.append("-" * len(header))
+            for g in rows:
+                lines.append(
+                    f"{g['config']:<26} {g['us_per_child_10k']:>8.2f} "
+                    f"{g['us_per_child_100k']:>8.2f} {g['growth']:>7.2f} {g['base']:<18} "
+                    f"{_fmt(g['base_growth'], '.2f'):>8} {_fmt(g['vs_base'], '.2f'):>7}"
+                )
     if "B" in by_w:
         lines.append("")
         lines.append(
@@ -360,9 +532,9 @@ def _note(r: dict[str, Any]) -> str:
 def _row_a(r: dict[str, Any]) -> str:
     med = r["median"]
     return (
-        f"{r['param']:>7,.0f}  {r['config']:<20} {_fmt(_ms(med.get('start')), '.1f'):>9} "
+        f"{r['param']:>7,.0f}  {r['config']:<24} {_fmt(_ms(med.get('start')), '.1f'):>9} "
         f"{_fmt(_ms(med.get('stop')), '.1f'):>9} {_fmt(_ms(med.get('total')), '.1f'):>9} "
         f"{_fmt(_ms(med.get('gc_s')), '.0f'):>7} {_fmt(med.get('us_per_child'), '.2f'):>8} "
         f"{_fmt(r['ratio_baseline'], '.2f'):>6} "
-        f"{_ref(r):>18} {_fmt(med.get('rss_per_child'), ',.0f'):>7}  {_note(r)}"
+        f"{_ref(r):>24} {_fmt(med.get('rss_per_child'), ',.0f'):>7}  {_note(r)}"
     )

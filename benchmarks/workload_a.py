@@ -10,11 +10,17 @@ Each function runs the workload once for one configuration and returns
 extra facts for the report (for example how many loop iterations the start
 took). "Graceful" configurations let every child return normally; the
 peers that only cancel are marked so in their description.
+
+The ``-gcfreeze`` variants call :func:`gc.freeze` once all children run
+(between the timed phases, so the call itself is not timed) and
+:func:`gc.unfreeze` after the stop: the long-lived objects made at start-up
+are then no longer walked by the cyclic GC during the stop phase.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,8 +29,18 @@ from benchmarks.measure import PhaseClock, settle
 RunA = Callable[[int, PhaseClock], Awaitable[dict[str, Any]]]
 
 
-async def baseline(n: int, clock: PhaseClock) -> dict[str, Any]:
-    """N tasks awaiting one shared Event; set it and wait for all tasks."""
+def _freeze() -> dict[str, Any]:
+    """``gc.freeze()`` after start-up; returns how many objects it froze."""
+    gc.freeze()
+    return {"frozen_objects": gc.get_freeze_count()}
+
+
+async def baseline(n: int, clock: PhaseClock, freeze: bool = False) -> dict[str, Any]:
+    """N tasks awaiting one shared Event; set it and wait for all tasks.
+
+    ``freeze``: ``gc.freeze()`` once all run, ``gc.unfreeze()`` after the stop.
+    """
+    extra: dict[str, Any] = {}
     clock.start("start")
     event = asyncio.Event()
     running = 0
@@ -38,11 +54,20 @@ async def baseline(n: int, clock: PhaseClock) -> dict[str, Any]:
     tasks = [create(child()) for _ in range(n)]
     yields = await settle(clock, lambda: running == n)
     clock.stop()
+    if freeze:
+        extra = _freeze()
     clock.start("stop")
     event.set()
     await asyncio.wait(tasks)
     clock.stop()
-    return {"yields": yields}
+    if freeze:
+        gc.unfreeze()
+    return {"yields": yields, **extra}
+
+
+async def baseline_gcfreeze(n: int, clock: PhaseClock) -> dict[str, Any]:
+    """The baseline with ``gc.freeze()`` after start-up (see :func:`baseline`)."""
+    return await baseline(n, clock, freeze=True)
 
 
 async def taskgroup(n: int, clock: PhaseClock) -> dict[str, Any]:
@@ -179,7 +204,7 @@ async def mode_futures(n: int, clock: PhaseClock) -> dict[str, Any]:
     return {"yields": yields}
 
 
-def _procman(observers_key: str) -> RunA:
+def _procman(observers_key: str, freeze: bool = False) -> RunA:
     async def run(n: int, clock: PhaseClock) -> dict[str, Any]:
         from benchmarks.backends import OBSERVERS
         from procman import ChildState, ProcessManager
@@ -198,12 +223,15 @@ def _procman(observers_key: str) -> RunA:
 
             yields = await settle(clock, all_running)
             clock.stop()
+            extra = _freeze() if freeze else {}
             clock.start("stop")
             await manager.process_handle().shutdown()
             await task
             clock.stop()
-            return {"yields": yields}
+            return {"yields": yields, **extra}
         finally:
+            if freeze:
+                gc.unfreeze()
             cleanup()
 
     return run
@@ -244,6 +272,7 @@ async def floor(n: int, clock: PhaseClock) -> dict[str, Any]:
 
 RUNNERS: dict[str, RunA] = {
     "baseline": baseline,
+    "baseline-gcfreeze": baseline_gcfreeze,
     "taskgroup": taskgroup,
     "aiotools-ptg": aiotools_ptg,
     "aiotools-supervisor": aiotools_supervisor,
@@ -252,6 +281,7 @@ RUNNERS: dict[str, RunA] = {
     "mode-futures": mode_futures,
     "procman": _procman("none"),
     "procman-logging": _procman("logging"),
+    "procman-logging-gcfreeze": _procman("logging", freeze=True),
     "procman-prometheus": _procman("prometheus"),
     "procman-otel": _procman("otel"),
     "procman-all": _procman("all"),
