@@ -321,6 +321,12 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             f"(max {gz['stall_max_ms']:.1f}); ticker with no scrape "
             f"{res.get('idle_stall_ms', 0.0):.1f} ms"
         )
+        frozen = res.get("frozen")
+        if frozen:
+            detail += (
+                f"; after gc.freeze() once started: stall plain {frozen['plain']['stall_ms']:.1f}"
+                f" ms, gzip {frozen['gzip']['stall_ms']:.1f} ms"
+            )
     elif scrape.get("status") not in (None, "ok"):
         detail = f"benchmarks.scrape_cost: {scrape['status']}"
     add(

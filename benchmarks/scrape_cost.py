@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import http.client
 import json
@@ -269,6 +270,27 @@ async def main(children: int, supervisors: int, runs: int) -> dict[str, Any]:
     results.append(
         ("  the same ticker with no scrape (noise floor)", f"{doc['idle_stall_ms']:8.1f} ms")
     )
+    # The stalls above are mostly CPython's full (gen 2) collections, triggered by the
+    # render's allocations and walking every object of the 10k-child tree while holding
+    # the GIL. The advice in docs/benchmarks.md: gc.freeze() once the tree has started.
+    gc.collect()
+    gc.freeze()
+    try:
+        doc["frozen"] = {
+            "objects": gc.get_freeze_count(),
+            "plain": await http_scrapes(port, False, runs),
+            "gzip": await http_scrapes(port, True, runs),
+        }
+    finally:
+        gc.unfreeze()
+    for key in ("plain", "gzip"):
+        h = doc["frozen"][key]
+        results.append(
+            (
+                f"  after gc.freeze(), {key}: scrape / longest stall (median / max)",
+                f"{h['scrape_ms']:8.1f} ms / {h['stall_ms']:.1f} / {h['stall_max_ms']:.1f} ms",
+            )
+        )
 
     started_event = ProcessStarted(supervisor="sup-000", child="child-0000", time=0.0)
     stopped_event = ProcessStopped(supervisor="sup-000", child="child-0000", time=0.0)
