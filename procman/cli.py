@@ -84,6 +84,19 @@ def _level(text: str) -> str:
     return text.strip().upper()
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not one of {', '.join(_TRUE + _FALSE)}")
+
+
 def _choice(*names: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         value = text.strip().lower()
@@ -134,6 +147,14 @@ _RUN_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "PROCMAN_GRACE",
         {"help": "override the root's shutdown grace period", "arg": {"metavar": "SECONDS"}},
     ),
+    (
+        "--gc-freeze",
+        "PROCMAN_GC_FREEZE",
+        {
+            "help": "gc.collect() and gc.freeze() once the tree is ready (off)",
+            "arg": {"action": "store_const", "const": "1"},
+        },
+    ),
 ]
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "metrics_port": _port,
@@ -143,6 +164,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "log_format": _choice("text", "json"),
     "log_level": _level,
     "grace": _grace,
+    "gc_freeze": _bool,
 }
 _DEFAULTS: dict[str, Any] = {
     "metrics_port": None,
@@ -152,6 +174,7 @@ _DEFAULTS: dict[str, Any] = {
     "log_format": "text",
     "log_level": "INFO",
     "grace": None,
+    "gc_freeze": False,
 }
 
 

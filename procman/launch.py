@@ -48,6 +48,18 @@ What the launcher does:
   Main thread only.
 * systemd: with ``NOTIFY_SOCKET`` set, ``READY=1`` is sent once the tree
   is ready and ``STOPPING=1`` when its shutdown begins.
+* ``gc_freeze=True`` (off by default): once the tree is ready (when
+  ``READY=1`` would be sent, with or without systemd) and still running,
+  :func:`gc.collect` then :func:`gc.freeze`, logged at INFO with the number
+  of objects moved to the permanent generation. Full (generation-2)
+  collections then skip the tree's tasks, coroutines and records instead of
+  walking them all with the GIL held (at 10k children: 76 ms per full
+  collection, event-loop stalls of 105 ms on a ``/metrics`` scrape, 16 ms
+  frozen). For trees of thousands of children, or any service whose p99
+  latency suffers from full collections. The cost: objects alive at
+  start-up are never collected by the cyclic GC, so garbage cycles created
+  before readiness stay. When :func:`run` returns, :func:`gc.unfreeze` is
+  called if (and only if) this run froze, also after a failure.
 * When the root ends, the exit report (:func:`procman.report.exit_report`)
   is logged, and written as a table when stderr is a terminal.
 """
@@ -66,6 +78,7 @@ from procman._launch.options import (
     LogBackend,
     LogFormat,
     OtelMode,
+    check_flag,
     check_options,
     log_level_number,
     require_extras,
@@ -99,6 +112,7 @@ def run(
     log_format: LogFormat = ...,
     log_level: str | int = ...,
     grace: float | None = ...,
+    gc_freeze: bool = ...,
     exit: Literal[False] = ...,
 ) -> int: ...
 
@@ -114,6 +128,7 @@ def run(
     log_format: LogFormat = ...,
     log_level: str | int = ...,
     grace: float | None = ...,
+    gc_freeze: bool = ...,
     exit: Literal[True],
 ) -> NoReturn: ...
 
@@ -128,6 +143,7 @@ def run(
     log_format: LogFormat = "text",
     log_level: str | int = "INFO",
     grace: float | None = None,
+    gc_freeze: bool = False,
     exit: bool = False,
 ) -> int:
     """Run the tree ``target`` until it ends; return (``exit=True``: exit with) its status.
@@ -142,6 +158,7 @@ def run(
         metrics_port, metrics_host, otel, log, log_format, grace
     )
     level = log_level_number(log_level)
+    freeze = check_flag(gc_freeze, "gc_freeze")
     require_extras(otel_mode, backend, fmt, metrics_port)
     if otel_mode != "none":
         from procman.observe.otel_setup import check_environment
@@ -153,6 +170,7 @@ def run(
         otel=otel_mode,
         log=backend,
         grace=grace_s,
+        gc_freeze=freeze,
     )
     cleanups: list[Callable[[], None]] = []
     previous = {sig: signal.getsignal(sig) for sig in (*TERMINATING, *RELOADING)}

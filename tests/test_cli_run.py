@@ -175,6 +175,25 @@ def with_metrics() -> ProcessManager:
     return ProcessManager("app", observers=[metrics]).insert(runnable(forever, name="worker"))
 
 
+def gc_tree() -> ProcessManager:
+    # Once the tree is ready, log the freeze count (with APP_EXPECT_FREEZE=1 after waiting,
+    # bounded, for the launcher's gc.freeze(), which follows readiness) and end the tree.
+    import gc
+
+    from procman.testing import wait_until
+
+    root = ProcessManager("app")
+
+    async def probe(ctx: RuntimeContext) -> None:
+        await root.wait_ready()
+        if os.environ.get("APP_EXPECT_FREEZE") == "1":
+            await wait_until(lambda: gc.get_freeze_count() > 0, timeout=20)
+        log.info("app: gc freeze count %d", gc.get_freeze_count())
+        root.request_shutdown()
+
+    return root.insert(runnable(probe, name="probe"))
+
+
 def with_default_metrics() -> ProcessManager:
     from procman_metrics import PrometheusMetrics
 
@@ -515,6 +534,8 @@ def test_an_unusable_target_exits_2_with_one_line(cli: type[Cli], target: str, r
         ("PROCMAN_LOG_LEVEL", "LOUD"),
         ("PROCMAN_GRACE", "-1"),
         ("PROCMAN_GRACE", "nan"),
+        ("PROCMAN_GC_FREEZE", "maybe"),
+        ("PROCMAN_GC_FREEZE", "2"),
     ],
 )
 def test_a_bad_environment_value_is_a_usage_error_naming_the_variable(
@@ -542,6 +563,37 @@ def test_a_flag_beats_its_environment_variable(cli: type[Cli]) -> None:
     assert proc.proc.returncode == 0, proc.stderr
     assert not proc.stderr.lstrip().startswith("{")
     assert "app ended cleanly" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "frozen"),
+    [
+        ((), {}, False),
+        (("--gc-freeze",), {}, True),
+        ((), {"PROCMAN_GC_FREEZE": "1"}, True),
+        ((), {"PROCMAN_GC_FREEZE": "On"}, True),
+        ((), {"PROCMAN_GC_FREEZE": "no"}, False),
+        (("--gc-freeze",), {"PROCMAN_GC_FREEZE": "false"}, True),  # the flag wins
+    ],
+)
+def test_gc_freeze_from_the_flag_or_the_environment(
+    cli: type[Cli], args: tuple[str, ...], env: dict[str, str], frozen: bool
+) -> None:
+    proc = run_to_end(
+        cli, "cliapp:gc_tree", *args, env={**env, "APP_EXPECT_FREEZE": "1" if frozen else "0"}
+    )
+    assert proc.proc.returncode == 0, proc.stderr
+    count = int(proc.wait_for(r"app: gc freeze count (\d+)").group(1))
+    logged = re.search(
+        r"gc\.freeze\(\) after start-up: (\d+) objects moved to the permanent generation",
+        proc.stderr,
+    )
+    if frozen:
+        assert count > 0, proc.stderr
+        assert logged is not None and int(logged.group(1)) > 0, proc.stderr
+    else:
+        assert count == 0, proc.stderr
+        assert logged is None, proc.stderr
 
 
 def test_log_level_from_the_environment(cli: type[Cli]) -> None:

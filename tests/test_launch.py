@@ -6,10 +6,13 @@ the README's quick start, run as a new user would, does the same.
 
 from __future__ import annotations
 
+import gc
+import logging
 import re
 import signal
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from test_cli_run import Cli
 import procman
 from procman import ProcessManager, runnable
 from procman.launch import TargetError, resolve_target
+from procman.testing import wait_until
 
 SCRIPT = """
 import asyncio
@@ -211,3 +215,80 @@ def test_run_restores_the_signal_handlers() -> None:
     before = {sig: signal.getsignal(sig) for sig in watched}
     assert procman.run(runnable(_quick, name="q")) == 0
     assert {sig: signal.getsignal(sig) for sig in watched} == before
+
+
+# -- gc_freeze ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Starts unfrozen; a failing test leaves nothing frozen for the tests after it."""
+    assert gc.get_freeze_count() == 0
+    yield
+    gc.unfreeze()
+
+
+def _gc_tree(seen: list[int], *, fail: bool) -> ProcessManager:
+    """A tree whose child, once the launcher froze, records the freeze count and ends it.
+
+    The launcher freezes right after readiness, in its own task: the child waits for the
+    tree to be ready, then (bounded) for the freeze with procman.testing's wait helper.
+    """
+    root = ProcessManager("gcapp")
+
+    async def probe(ctx: object) -> None:
+        await root.wait_ready()
+        await wait_until(lambda: gc.get_freeze_count() > 0, what="the launcher's gc.freeze()")
+        seen.append(gc.get_freeze_count())
+        if fail:
+            raise RuntimeError("probe failed after the freeze")
+        root.request_shutdown()
+
+    return root.insert(runnable(probe, name="probe"))
+
+
+FROZE = re.compile(
+    r"^gc\.freeze\(\) after start-up: (\d+) objects moved to the permanent generation$"
+)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_gc_freeze_freezes_once_ready_and_unfreezes_at_the_end(
+    fail: bool, caplog: pytest.LogCaptureFixture, unfrozen: None
+) -> None:
+    seen: list[int] = []
+    with caplog.at_level(logging.INFO, logger="procman.launch"):
+        status = procman.run(_gc_tree(seen, fail=fail), gc_freeze=True)
+    assert status == (1 if fail else 0)
+    assert len(seen) == 1 and seen[0] > 0
+    assert gc.get_freeze_count() == 0  # unfrozen when run() returned, after a failure too
+    [record] = [r for r in caplog.records if "gc.freeze()" in r.getMessage()]
+    assert record.levelno == logging.INFO and record.name == "procman.launch"
+    match = FROZE.match(record.getMessage())
+    assert match is not None, record.getMessage()
+    assert int(match.group(1)) > 0  # frozen objects freed by refcount leave it: not == seen[0]
+
+
+def test_gc_freeze_is_off_by_default(caplog: pytest.LogCaptureFixture, unfrozen: None) -> None:
+    seen: list[int] = []
+    root = ProcessManager("gcapp")
+
+    async def probe(ctx: object) -> None:
+        await root.wait_ready()
+        seen.append(gc.get_freeze_count())
+        root.request_shutdown()
+
+    root.insert(runnable(probe, name="probe"))
+    with caplog.at_level(logging.INFO, logger="procman.launch"):
+        assert procman.run(root) == 0
+    assert seen == [0]
+    assert gc.get_freeze_count() == 0
+    # nothing frozen meanwhile either (a freeze and unfreeze would have been logged)
+    assert not [r for r in caplog.records if "gc.freeze()" in r.getMessage()]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_gc_freeze_must_be_a_bool(value: object, unfrozen: None) -> None:
+    with pytest.raises(TypeError, match="gc_freeze"):
+        procman.run(runnable(_quick, name="q"), gc_freeze=value)  # type: ignore[arg-type]
+    assert gc.get_freeze_count() == 0
