@@ -71,6 +71,19 @@ class ChildOutcome:
     last_error: str | None
 
 
+def duration(seconds: float) -> str:
+    """A run time for people: ``45ms`` under a second, ``12.3s``, ``4m05.0s``, ``2h03m``."""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60.0:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(seconds, 60.0)
+    if minutes < 60:
+        return f"{int(minutes)}m{rest:04.1f}s"
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 @dataclass(frozen=True, slots=True)
 class ExitReport:
     """The outcome of every child seen, in the order they first started."""
@@ -90,7 +103,7 @@ class ExitReport:
             return "procman exit report: no child ran"
         parts = []
         for c in self.children:
-            part = f"{c.path} {c.state} ({c.restarts} restarts, {c.run_time:.1f}s"
+            part = f"{c.path} {c.state} ({c.restarts} restarts, {duration(c.run_time)}"
             if c.last_error:
                 part += f", last error {c.last_error}"
             parts.append(part + ")")
@@ -104,7 +117,7 @@ class ExitReport:
         """The report as an aligned text table (ends with a newline)."""
         header = ("CHILD", "STATE", "RESTARTS", "RUN TIME", "LAST ERROR")
         rows = [
-            (c.path, c.state, str(c.restarts), f"{c.run_time:.1f}s", c.last_error or "-")
+            (c.path, c.state, str(c.restarts), duration(c.run_time), c.last_error or "-")
             for c in self.children
         ]
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]

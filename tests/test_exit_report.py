@@ -183,3 +183,26 @@ async def test_a_child_that_does_not_stop_in_time_is_force_cancelled() -> None:
     await task
     states = {c.path: c.state for c in recorder.report().children}
     assert states == {"app/stubborn": "force-cancelled", "app/job": "stopped"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.0, "0ms"),
+        (0.0449, "45ms"),
+        (0.9994, "999ms"),
+        (1.0, "1.0s"),
+        (59.94, "59.9s"),
+        (65.0, "1m05.0s"),
+        (3599.0, "59m59.0s"),
+        (7380.0, "2h03m"),
+    ],
+)
+def test_run_times_are_shown_for_people(seconds: float, shown: str) -> None:
+    # a sub-second run was shown as "0.0s"
+    from procman.report import ChildOutcome, ExitReport, duration
+
+    assert duration(seconds) == shown
+    report = ExitReport((ChildOutcome("root/a", "stopped", 0, seconds, None),))
+    assert f"(0 restarts, {shown})" in report.summary()
+    assert f"  {shown}" in report.table()
