@@ -277,7 +277,19 @@ class PrometheusMetrics(MetricsObserver):
             if self._init_series:
                 series.restarts = self._restarts.labels(supervisor, child)
                 series.stop_timeouts = self._stop_timeouts.labels(supervisor, child)
+                if supervisor not in self._supervisors:
+                    self._supervisor(supervisor)
         return series
+
+    def wants(self, event_type: type[LifecycleEvent]) -> bool:
+        """Only the events that change a metric are built for this observer.
+
+        Not even ``ProcessStarting``: the series it initialises are initialised
+        by the child's first event that reaches a handler (its ``ProcessStarted``,
+        or its end when it never ran), one event per child fewer. Delivered by
+        hand, it still initialises them.
+        """
+        return event_type is not ProcessStarting and event_type in self._handlers
 
     def _supervisor(self, supervisor: str) -> _SupervisorSeries:
         series = self._supervisors.get(supervisor)
