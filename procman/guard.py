@@ -156,7 +156,10 @@ class RuntimeTicker:
         if queue:
             return self._deliver(queue.pop(0), awaitable)
         loop = asyncio.get_running_loop()
-        fut = asyncio.ensure_future(awaitable)
+        # a future is raced as it is (ensure_future's checks cost a few calls per tick)
+        fut = (
+            awaitable if isinstance(awaitable, asyncio.Future) else asyncio.ensure_future(awaitable)
+        )
         waiter: asyncio.Future[None] = loop.create_future()
         guard._waiter = waiter
         on_done = partial(_wake_on_done, waiter)
