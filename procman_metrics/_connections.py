@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -37,10 +38,28 @@ class Connections:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
+    def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The ``asyncio.start_server`` callback: serve the connection in a task of ours.
+
+        A plain function, so asyncio makes no task of its own: its done callback
+        calls ``task.exception()``, which raises (and is reported to the loop as
+        "Exception in callback") for a connection task cancelled before its first
+        step, as happens to one accepted while the server stops (3.11, 3.12).
+        Registered at once, every connection task is cancelled by :meth:`close`.
+        """
+        if self._closing:
+            writer.close()
+            return
+        task = asyncio.get_running_loop().create_task(self.serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._served, writer))
+
+    def _served(self, writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():  # cancelled before its first step: serve() never closed it
+            writer.close()
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         try:
             response = await self._answer(reader)
             if response is None:
@@ -55,9 +74,7 @@ class Connections:
         except (OSError, TimeoutError):  # the client went away (reset, not connected, ...)
             pass
         except asyncio.CancelledError:
-            # The server closes its connections this way when it stops. Ending
-            # normally spares asyncio's stream callback (3.11), which calls
-            # task.exception() on the cancelled task and reports that to the loop.
+            # The server closes its connections this way when it stops.
             if not self._closing:
                 raise
         except Exception:
@@ -71,8 +88,6 @@ class Connections:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _answer(self, reader: asyncio.StreamReader) -> bytes | None:
         """The response to the request ``reader`` delivers (None if it sent none)."""
@@ -104,5 +119,7 @@ class Connections:
                 asyncio.gather(server.wait_closed(), *self._tasks, return_exceptions=True),
                 timeout=2.0,
             )
+        for task in list(self._tasks):  # still running after 2 s: they end on their own
+            task.cancel()
         self._tasks.clear()
         self._closing = False

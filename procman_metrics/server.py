@@ -208,7 +208,7 @@ class MetricsServer(Runnable):
         self._pages.tree = weakref.ref(root) if root is not None else None
         try:
             server = await asyncio.start_server(
-                self._connections.serve, self.host, self.requested_port, limit=MAX_HEAD
+                self._connections.accept, self.host, self.requested_port, limit=MAX_HEAD
             )
         except OSError as exc:
             self._error = MetricsServerError(self.host, self.requested_port, exc)

@@ -544,6 +544,35 @@ async def test_shutdown_with_open_connections_reports_nothing_to_the_loop() -> N
         loop.set_exception_handler(previous)
 
 
+async def test_a_connection_accepted_as_the_server_stops_reports_nothing_to_the_loop() -> None:
+    # Its task is cancelled before its first step. With asyncio's own connection task
+    # (a coroutine callback), asyncio's done callback called task.exception() on it and
+    # reported "Exception in callback" (seen on 3.12.1 in the fuzz test's teardown).
+    from procman.testing import wait_until
+    from procman_metrics._connections import Connections
+    from procman_metrics.collector import LogLimiter
+
+    async def respond(request: object) -> bytes:
+        raise AssertionError("no request is read")
+
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, ctx: reported.append(str(ctx.get("message"))))
+    conns = Connections(respond, 5.0, LogLimiter(logging.getLogger("test")))
+    listening = await asyncio.start_server(conns.accept, "127.0.0.1", 0)
+    ours, theirs = socket.socketpair()
+    try:
+        reader, writer = await asyncio.open_connection(sock=ours)
+        conns.accept(reader, writer)  # accepted...
+        await conns.close(listening)  # ...and stopped before its task ran a step
+        await wait_until(writer.is_closing, what="the unserved connection closed")
+        assert reported == []
+    finally:
+        loop.set_exception_handler(previous)
+        theirs.close()
+
+
 def test_log_limiter_logs_each_kind_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     from procman_metrics.collector import LogLimiter
 
