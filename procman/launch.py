@@ -78,7 +78,6 @@ from procman._launch.options import (
     LogBackend,
     LogFormat,
     OtelMode,
-    check_flag,
     check_options,
     log_level_number,
     require_extras,
@@ -87,6 +86,7 @@ from procman._launch.runner import Launch
 from procman._launch.systemd import notify_systemd, wait_tree_ready
 from procman._launch.target import ROOT_NAME as ROOT_NAME
 from procman._launch.target import TargetError, resolve_target
+from procman._validate import check_bool
 from procman.builtin.signals import RELOADING, TERMINATING
 
 __all__ = [
@@ -158,7 +158,7 @@ def run(
         metrics_port, metrics_host, otel, log, log_format, grace
     )
     level = log_level_number(log_level)
-    freeze = check_flag(gc_freeze, "gc_freeze")
+    freeze = check_bool(gc_freeze, "gc_freeze")
     require_extras(otel_mode, backend, fmt, metrics_port)
     if otel_mode != "none":
         from procman.observe.otel_setup import check_environment

@@ -12,7 +12,6 @@ __all__ = [
     "LogBackend",
     "LogFormat",
     "OtelMode",
-    "check_flag",
     "check_options",
     "log_level_number",
     "require_extras",
@@ -88,10 +87,3 @@ def check_options(
         raise ValueError(f"log_format must be 'text' or 'json', got {log_format!r}")
     checked_grace = None if grace is None else seconds(grace, "grace")
     return otel, log, log_format, checked_grace  # type: ignore[return-value]
-
-
-def check_flag(value: object, name: str) -> bool:
-    """``value`` if it is a bool; TypeError naming the option otherwise (no truthiness)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
