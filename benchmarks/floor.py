@@ -15,6 +15,8 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from procman import ProcessManager
 from procman.builtin import IdleProcess
@@ -22,47 +24,47 @@ from procman.builtin import IdleProcess
 RUNS = 9
 
 
+@contextmanager
+def _phase(res: Counter[str], name: str) -> Iterator[None]:
+    t = time.perf_counter()
+    yield
+    res[name] += time.perf_counter() - t
+
+
+async def _first_steps(res: Counter[str]) -> None:
+    with _phase(res, "first steps"):
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+
 async def _procman(n: int, default: bool, res: Counter[str]) -> None:
-    clock = time.perf_counter
     manager = ProcessManager("bench", observers=None if default else [], shutdown_grace_period=60.0)
     kids = [IdleProcess() for _ in range(n)]
-    t = clock()
-    for kid in kids:
-        manager.insert(kid)
-    res["insert"] += clock() - t
-    t = clock()
-    task = asyncio.get_running_loop().create_task(manager.process_start())
-    await asyncio.sleep(0)
-    res["spawn"] += clock() - t
-    t = clock()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    res["first steps"] += clock() - t
-    t = clock()
-    await manager.process_handle().shutdown()
-    await task
-    res["stop"] += clock() - t
+    with _phase(res, "insert"):
+        for kid in kids:
+            manager.insert(kid)
+    with _phase(res, "spawn"):
+        task = asyncio.get_running_loop().create_task(manager.process_start())
+        await asyncio.sleep(0)
+    await _first_steps(res)
+    with _phase(res, "stop"):
+        await manager.process_handle().shutdown()
+        await task
 
 
 async def _bare(n: int, res: Counter[str]) -> None:
-    clock = time.perf_counter
     event = asyncio.Event()
 
     async def child() -> None:
         await event.wait()
 
-    t = clock()
-    create = asyncio.get_running_loop().create_task
-    tasks = [create(child()) for _ in range(n)]
-    res["spawn"] += clock() - t
-    t = clock()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    res["first steps"] += clock() - t
-    t = clock()
-    event.set()
-    await asyncio.wait(tasks)
-    res["stop"] += clock() - t
+    with _phase(res, "spawn"):
+        create = asyncio.get_running_loop().create_task
+        tasks = [create(child()) for _ in range(n)]
+    await _first_steps(res)
+    with _phase(res, "stop"):
+        event.set()
+        await asyncio.wait(tasks)
 
 
 def main(argv: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from benchmarks.configs import BY_NAME
@@ -200,18 +201,31 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
+    def per_size(
+        item: int,
+        config: str,
+        versus: str,
+        ratio: str,
+        limit: float,
+        ns: Iterable[float],
+        note: str = "",
+    ) -> None:
+        """One start+stop ratio target of workload A for each N."""
+        for n in ns:
+            add(
+                f"{item} A start+stop, {config}{note} / {versus}, N={n:,.0f}",
+                _ratio_of(_find(doc, "A", config, n), ratio),
+                limit,
+                "x",
+            )
+
     sizes = sorted({float(n) for n in doc["settings"]["sizes"]})
     large = sorted(set(ISSUE_SIZES) | {n for n in sizes if n >= 10_000})
 
     # 1. the default configuration against bare asyncio: time at 10k/50k/100k, peak RSS
-    for n in ISSUE_SIZES:
-        r = _find(doc, "A", "procman-logging", n)
-        add(
-            f"1 A start+stop, procman-logging (default config) / baseline, N={n:,.0f}",
-            _ratio_of(r, "ratio_baseline"),
-            1.15,
-            "x",
-        )
+    per_size(
+        1, "procman-logging", "baseline", "ratio_baseline", 1.15, ISSUE_SIZES, " (default config)"
+    )
     both = [
         n for n in sizes if _find(doc, "A", "procman-logging", n) and _find(doc, "A", "baseline", n)
     ]
@@ -235,14 +249,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     # 2. no observer against bare asyncio at every N >= 10k
-    for n in large:
-        r = _find(doc, "A", "procman", n)
-        add(
-            f"2 A start+stop, procman (no observer) / baseline, N={n:,.0f}",
-            _ratio_of(r, "ratio_baseline"),
-            1.05,
-            "x",
-        )
+    per_size(2, "procman", "baseline", "ratio_baseline", 1.05, large, " (no observer)")
 
     # 3. growth of the cost per child from 10k to 100k, against the baseline's
     value, main = _growth_text(doc, "procman", "baseline")
@@ -265,32 +272,11 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
     # 4. Prometheus against bare asyncio, everything against the hand-wired floor
-    for n in sizes:
-        r = _find(doc, "A", "procman-prometheus", n)
-        add(
-            f"4 A start+stop, procman-prometheus / baseline, N={n:,.0f}",
-            _ratio_of(r, "ratio_baseline"),
-            1.3,
-            "x",
-        )
-    for n in sizes:
-        r = _find(doc, "A", "procman-all", n)
-        add(
-            f"4 A start+stop, procman-all / floor (hand-wired), N={n:,.0f}",
-            _ratio_of(r, "ratio_ref"),
-            1.1,
-            "x",
-        )
+    per_size(4, "procman-prometheus", "baseline", "ratio_baseline", 1.3, sizes)
+    per_size(4, "procman-all", "floor (hand-wired)", "ratio_ref", 1.1, sizes)
 
     # 5. uvloop
-    for n in sizes:
-        r = _find(doc, "A", "procman-uvloop", n)
-        add(
-            f"5 A start+stop, procman-uvloop / baseline-uvloop, N={n:,.0f}",
-            _ratio_of(r, "ratio_ref"),
-            1.1,
-            "x",
-        )
+    per_size(5, "procman-uvloop", "baseline-uvloop", "ratio_ref", 1.1, sizes)
 
     # 6. reload fan-out
     reload_n = float(doc["settings"].get("reload_n", 10_000))

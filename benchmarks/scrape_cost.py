@@ -219,22 +219,7 @@ async def main(children: int, supervisors: int, runs: int) -> dict[str, Any]:
     stalls: list[float] = []
 
     async def threaded() -> None:
-        stop = False
-        worst = 0.0
-
-        async def ticker() -> None:
-            nonlocal worst
-            last = time.perf_counter()
-            while not stop:
-                await asyncio.sleep(0.001)
-                now = time.perf_counter()
-                worst = max(worst, now - last)
-                last = now
-
-        tick = asyncio.create_task(ticker())
-        await asyncio.to_thread(generate_latest, full_reg)
-        stop = True
-        await tick
+        _, worst = await longest_gap(asyncio.to_thread(generate_latest, full_reg))
         stalls.append(worst * 1000)
 
     doc["threaded_render_ms"] = await amedian_ms(threaded, runs)
