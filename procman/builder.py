@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from procman._validate import check_bool, check_count, check_name, seconds
 from procman.manager import (
@@ -21,16 +21,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessManagerBuilder"]
 
-# restart, wait_ready, ready_timeout, shutdown_timeout, significant (as insert() takes them)
-_Options = tuple[Restart, bool, "float | timedelta", "float | timedelta | None", bool]
-
 
 class ProcessManagerBuilder:
     """Fluent construction of a :class:`ProcessManager`; every setter checks its value."""
 
     def __init__(self) -> None:
         self._name = "process-manager"
-        self._children: list[tuple[Runnable, _Options]] = []
+        self._children: list[tuple[Runnable, dict[str, Any]]] = []
         self._auto_cleanup = True
         self._grace = DEFAULT_GRACE_PERIOD
         self._cancel_timeout = DEFAULT_CANCEL_TIMEOUT
@@ -56,8 +53,14 @@ class ProcessManagerBuilder:
         significant: bool = False,
     ) -> Self:
         """Register a child with its options (see :meth:`ProcessManager.insert`)."""
-        options = (restart, wait_ready, ready_timeout, shutdown_timeout, significant)
-        child_entry(runnable, *options, arg="pre_insert() argument")  # errors at this call
+        options: dict[str, Any] = {
+            "restart": restart,
+            "wait_ready": wait_ready,
+            "ready_timeout": ready_timeout,
+            "shutdown_timeout": shutdown_timeout,
+            "significant": significant,
+        }
+        child_entry(runnable, **options, arg="pre_insert() argument")  # errors at this call
         self._children.append((runnable, options))
         return self
 
@@ -127,19 +130,6 @@ class ProcessManagerBuilder:
             backoff=self._backoff,
             ordered=self._ordered,
         )
-        for child, (
-            restart,
-            wait_ready,
-            ready_timeout,
-            shutdown_timeout,
-            significant,
-        ) in self._children:
-            manager.insert(
-                child,
-                restart=restart,
-                wait_ready=wait_ready,
-                ready_timeout=ready_timeout,
-                shutdown_timeout=shutdown_timeout,
-                significant=significant,
-            )
+        for child, options in self._children:
+            manager.insert(child, **options)
         return manager
