@@ -59,30 +59,26 @@ class SnapshotMixin(ManagerState):
         if state is _STARTING and rec.ready and task is not None and _has_begun(task):
             state = _RUNNING
         kind = kind_of(type(runnable))
-        if not kind & (MANAGER | EXPOSES):
-            ready = state not in _LIVE_STATES or (
-                rec.ready and state is not _STARTING and state is not _BACKOFF
-            )
-            return _snap(  # ChildSnapshot(name, state, started_at, restart_count, ...)
-                ChildSnapshot,
-                (rec.name, state, rec.run_start + wall, rec.restart_count, None, ready),
-            )
-        nested: Any = runnable
-        if kind & EXPOSES:
-            try:
-                nested = runnable.procman_nested_manager()  # type: ignore[attr-defined]
-            except Exception:  # a user hook must not break snapshots
-                log.exception("procman: %r.procman_nested_manager() raised", runnable)
-                nested = None
-            if not isinstance(nested, SnapshotMixin):
-                nested = None
-        sub = nested.snapshot() if nested is not None else None
+        sub = _nested_snapshot(runnable, kind) if kind & (MANAGER | EXPOSES) else None
         if state not in _LIVE_STATES:
             ready = True  # ended children do not make a tree unready
         elif sub is not None:
             ready = sub.ready
         else:
             ready = rec.ready and state is not _STARTING and state is not _BACKOFF
+        # ChildSnapshot(name, state, started_at, restart_count, supervisor, ready)
         return _snap(
             ChildSnapshot, (rec.name, state, rec.run_start + wall, rec.restart_count, sub, ready)
         )
+
+
+def _nested_snapshot(runnable: Any, kind: int) -> SupervisorSnapshot | None:
+    """The snapshot of the tree a manager child is, or a wrapper exposes (None if none)."""
+    nested = runnable
+    if kind & EXPOSES:
+        try:
+            nested = runnable.procman_nested_manager()
+        except Exception:  # a user hook must not break snapshots
+            log.exception("procman: %r.procman_nested_manager() raised", runnable)
+            return None
+    return nested.snapshot() if isinstance(nested, SnapshotMixin) else None
