@@ -24,21 +24,27 @@ from benchmarks.configs import CONFIGS  # noqa: E402
 QUICK_SIZES = (1_000.0, 10_000.0)
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("bench") / "quick.json"
+def _run_python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the repository, importing this checkout; it must exit 0."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--quiet", "--json", str(out)],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = _run_python("-m", "benchmarks", "--quick", "--quiet", "--json", str(out))
     return proc.stdout, json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -279,18 +285,7 @@ def test_targets_on_a_synthetic_document() -> None:
 
 
 def _worker(*args: str) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run_python("-m", "benchmarks.worker", *args)
     line = proc.stdout.strip().splitlines()[-1]
     assert line.startswith("BENCH-RESULT ")
     result: dict[str, Any] = json.loads(line[len("BENCH-RESULT ") :])
@@ -326,30 +321,18 @@ def test_scrape_cost_writes_its_figures(tmp_path: Path) -> None:
     from benchmarks.extras import parse_marker
 
     out = tmp_path / "scrape.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.scrape_cost",
-            "--children",
-            "200",
-            "--supervisors",
-            "4",
-            "--runs",
-            "2",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = _run_python(
+        "-m",
+        "benchmarks.scrape_cost",
+        "--children",
+        "200",
+        "--supervisors",
+        "4",
+        "--runs",
+        "2",
+        "--json",
+        str(out),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     doc = parse_marker(proc.stdout, "SCRAPE-RESULT ")
     assert doc is not None
     assert doc == json.loads(out.read_text(encoding="utf-8"))
