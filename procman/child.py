@@ -246,7 +246,7 @@ def emit_end(
     Nothing for an abandoned child: ``ProcessAbandoned`` was its terminal event.
     """
     end = ProcessCancelled if cancelled else ProcessStopped if exc is None else ProcessFailed
-    if rec.abandoned or not fan.observers or not fan.wants(end):
+    if rec.abandoned or not fan.wants(end):
         return  # per child on every shutdown: decided before anything is built
     now = time.monotonic()
     path, name, restarts, duration = rec.owner.path, rec.name, rec.restart_count, now - t0

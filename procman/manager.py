@@ -386,7 +386,7 @@ class ProcessManager(
         # One batch: what the observers want is asked once, not once per child.
         now = time.monotonic()
         fan = self._fanout
-        announce = bool(fan.observers) and fan.wants(ProcessStarting)
+        announce = fan.wants(ProcessStarting)
         mode = self._run_mode()
         new_record, run = self._new_record, self._run
         entries = (self._inserted, self._inserted_names, self._inserted_specs)
