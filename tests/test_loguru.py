@@ -214,7 +214,7 @@ async def main():
     from procman.builtin import IdleProcess
     root.insert(IdleProcess())
     t = asyncio.ensure_future(root.process_start())
-    await asyncio.sleep(0.01)
+    await root.wait_started()
     await root.process_handle().shutdown()
     await t
 asyncio.run(main())

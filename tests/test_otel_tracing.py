@@ -428,7 +428,7 @@ async def test_reload_spans_nest_and_report_errors(spans: Spans) -> None:
     root.insert(nested)
     root.insert(Worker("w"))
     task = asyncio.ensure_future(root.process_start())
-    await asyncio.sleep(0.02)
+    await root.wait_ready()  # the nested manager and its child run too
     await root.process_handle().reload()
     [root_reload] = spans.named("procman.reload", procman__supervisor__name="root")
     [nested_reload] = spans.named("procman.reload", procman__supervisor__name="root/nested")
@@ -437,7 +437,7 @@ async def test_reload_spans_nest_and_report_errors(spans: Spans) -> None:
     assert (root_reload.attributes or {})["procman.reload.children"] == 2
     assert root_reload.status.status_code is StatusCode.UNSET
     root.add(BadReload("bad"))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(root) == 3)
     await root.process_handle().reload()
     failed = [
         s
@@ -458,9 +458,8 @@ async def test_many_children_leave_no_open_spans(spans: Spans) -> None:
     for _ in range(200):
         root.insert(IdleProcess())
     task = asyncio.ensure_future(root.process_start())
-    await wait_until(lambda: len(root) == 200)
-    await asyncio.sleep(0.01)
-    assert observer.open_spans == 200
+    await wait_until(lambda: observer.open_spans == 200)
+    assert len(root) == 200
     await root.process_handle().shutdown()
     await asyncio.wait_for(task, 10)
     assert observer.open_spans == 0
