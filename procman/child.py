@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import types
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,6 +46,9 @@ __all__ = [
     "signal_ready",
     "start_of",
 ]
+
+_COROUTINE = types.CoroutineType
+"""What ``async def`` returns: checked by type first (``inspect.isawaitable`` is a Python call)."""
 
 
 class Owner(Protocol):
@@ -206,34 +210,38 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
     """
     rec.state = ChildState.RUNNING if rec.ready else ChildState.STARTING
     fan = rec.owner.fanout
-    if not fan.observers:
-        try:
-            await _checked(start)
-        except asyncio.CancelledError:
-            if rec.ready_timed_out:
-                raise _ready_timeout(rec) from None
-            raise
-        return
-    t0 = time.monotonic()
-    fan.emit_new(
-        ProcessStarted,
-        lambda now: ProcessStarted(
-            supervisor=rec.owner.path, child=rec.name, time=now, restart_count=rec.restart_count
-        ),
-    )
+    observed = bool(fan.observers)
+    t0 = 0.0
+    if observed:
+        t0 = time.monotonic()
+        fan.emit_new(
+            ProcessStarted,
+            lambda now: ProcessStarted(
+                supervisor=rec.owner.path, child=rec.name, time=now, restart_count=rec.restart_count
+            ),
+        )
     try:
-        await _checked(start)
+        # start() is called and awaited here, not in a helper coroutine: one frame
+        # per run less. A plain def's result fails the run with a clear TypeError.
+        result = start()
+        if type(result) is not _COROUTINE and not inspect.isawaitable(result):
+            await start_of(getattr(start, "__self__", start), result)
+        await result
     except asyncio.CancelledError:
         if rec.ready_timed_out:
             error = _ready_timeout(rec)
-            emit_end(rec, fan, t0, error, cancelled=False)
+            if observed:
+                emit_end(rec, fan, t0, error, cancelled=False)
             raise error from None
-        emit_end(rec, fan, t0, None, cancelled=True)
+        if observed:
+            emit_end(rec, fan, t0, None, cancelled=True)
         raise
     except BaseException as exc:
-        emit_end(rec, fan, t0, exc, cancelled=False)
+        if observed:
+            emit_end(rec, fan, t0, exc, cancelled=False)
         raise
-    emit_end(rec, fan, t0, None, cancelled=False)
+    if observed:
+        emit_end(rec, fan, t0, None, cancelled=False)
 
 
 def emit_end(
@@ -276,14 +284,6 @@ def emit_end(
             supervisor=path, child=name, time=now, restart_count=restarts, duration=duration
         )
     fan.emit(event)
-
-
-async def _checked(start: Callable[[], Awaitable[None]]) -> None:
-    """Await ``start()``, with a clear error when it is not an ``async def``."""
-    result = start()
-    if not inspect.isawaitable(result):
-        await start_of(getattr(start, "__self__", start), result)
-    await result
 
 
 async def start_of(runnable: object, result: object) -> None:

@@ -39,9 +39,14 @@ __all__ = ["RuntimeGuard", "RuntimeHandle", "RuntimeTicker"]
 T = TypeVar("T")
 
 _SHUTDOWN = RuntimeControlMessage.SHUTDOWN
-_CONTROLS = {message: Control(message) for message in RuntimeControlMessage}
+_RELOAD = RuntimeControlMessage.RELOAD
+_SHUTDOWN_CONTROL = Control(_SHUTDOWN)
+_RELOAD_CONTROL = Control(_RELOAD)
 """``Control`` is immutable: a shutdown or reload reaches every child as one shared object."""
 
+
+_FUTURE = asyncio.Future
+"""Exactly this type (not a Task, not a subclass) is raced without a second future."""
 
 _NO_CONTEXT = contextvars.Context()
 """Context for internal wake-up callbacks (saves a context copy per tick)."""
@@ -60,13 +65,15 @@ class RuntimeGuard:
     ``process_start``.
     """
 
-    __slots__ = ("__weakref__", "_handle", "_queue", "_running", "_waiter")
+    __slots__ = ("__weakref__", "_handle", "_queue", "_running", "_waiter", "_waiter_is_work")
 
     def __init__(self) -> None:
         # A list made on the first send: most guards only ever get one message,
         # and queues stay a few entries long (a deque would cost 760 bytes each).
         self._queue: list[ControlMessage] | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[Any] | None = None
+        self._waiter_is_work = False
+        """The waiter is the future the process ticks on (cancelled by a message), not ours."""
         self._running = False
         self._handle: RuntimeHandle | None = None
 
@@ -127,7 +134,11 @@ class RuntimeGuard:
             queue.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if self._waiter_is_work:
+                self._waiter = None  # tells the ticker that this cancellation was a message
+                waiter.cancel()
+            else:
+                waiter.set_result(None)
 
     def __repr__(self) -> str:
         return f"<RuntimeGuard running={self._running} queued={len(self._queue or ())}>"
@@ -155,8 +166,32 @@ class RuntimeTicker:
         queue = guard._queue
         if queue:
             return self._deliver(queue.pop(0), awaitable)
+        if type(awaitable) is _FUTURE:
+            # A plain future is raced with no second future: a message cancels it
+            # (what happens to the work when a message comes first anyway) and
+            # clears the guard's waiter, which tells that cancellation from any
+            # other (the task's own, or the one of the future's owner).
+            guard._waiter = awaitable
+            guard._waiter_is_work = True
+            try:
+                value = await awaitable
+            except asyncio.CancelledError:
+                if guard._waiter is awaitable:  # not cancelled by a message
+                    raise
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the task was cancelled too: that wins, the message stays queued
+            else:
+                if guard._waiter is awaitable:
+                    return Next(value)
+            finally:
+                guard._waiter = None
+                guard._waiter_is_work = False
+            queue = guard._queue
+            assert queue  # the message that cancelled the work
+            return self._deliver(queue.pop(0), None)
         loop = asyncio.get_running_loop()
-        # a future is raced as it is (ensure_future's checks cost a few calls per tick)
+        # a task or future subclass is raced as it is (ensure_future's checks cost a few calls)
         fut = (
             awaitable if isinstance(awaitable, asyncio.Future) else asyncio.ensure_future(awaitable)
         )
@@ -190,10 +225,12 @@ class RuntimeTicker:
     def _deliver(self, message: ControlMessage, unused: object) -> Control:
         if unused is not None and asyncio.iscoroutine(unused):
             unused.close()
+        if message is _RELOAD:  # compared by identity: an enum's hash is a Python call
+            return _RELOAD_CONTROL
         if message is _SHUTDOWN:
             self._guard._running = False
-        control = _CONTROLS.get(message) if type(message) is RuntimeControlMessage else None
-        return Control(message) if control is None else control
+            return _SHUTDOWN_CONTROL
+        return Control(message)
 
     def __repr__(self) -> str:
         return f"<RuntimeTicker of {self._guard!r}>"

@@ -163,3 +163,75 @@ def test_handle_subclass_overriding_shutdown_is_awaited_not_bypassed() -> None:
     guard = RuntimeGuard()
     assert RuntimeHandle(guard).control_nowait(RuntimeControlMessage.SHUTDOWN)
     assert not Custom_(guard).control_nowait(RuntimeControlMessage.SHUTDOWN)
+
+
+# -- a plain future is raced with no second future: a message cancels it ----------
+async def test_a_message_cancels_the_plain_future_being_ticked_on() -> None:
+    guard = RuntimeGuard()
+    ticker = guard.runtime_ticker()
+    loop = asyncio.get_running_loop()
+    for _ in range(3):  # the guard is reusable after each delivery
+        work: asyncio.Future[int] = loop.create_future()
+        task = asyncio.create_task(ticker.tick(work))
+        await asyncio.sleep(0)  # the task awaits work now
+        guard.send_nowait(RuntimeControlMessage.RELOAD)
+        assert work.cancelled()  # at once, by the sender
+        assert await task == Control(RuntimeControlMessage.RELOAD)
+    later: asyncio.Future[int] = loop.create_future()
+    later.set_result(3)
+    assert await ticker.tick(later) == Next(3)
+
+
+async def test_a_plain_future_cancelled_by_its_owner_propagates_and_keeps_messages() -> None:
+    guard = RuntimeGuard()
+    ticker = guard.runtime_ticker()
+    work: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(ticker.tick(work))
+    await asyncio.sleep(0)
+    work.cancel()  # its owner, not a message
+    guard.send_nowait(RuntimeControlMessage.RELOAD)  # arrives after: stays queued
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await ticker.tick(asyncio.sleep(60)) == Control(RuntimeControlMessage.RELOAD)
+
+
+async def test_a_task_cancelled_while_a_message_wakes_it_is_cancelled_and_the_message_kept() -> (
+    None
+):
+    guard = RuntimeGuard()
+    ticker = guard.runtime_ticker()
+    work: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(ticker.tick(work))
+    await asyncio.sleep(0)
+    guard.send_nowait(RuntimeControlMessage.SHUTDOWN)
+    task.cancel()  # in the same loop iteration: the cancellation wins
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await ticker.tick(asyncio.sleep(60)) == Control(RuntimeControlMessage.SHUTDOWN)
+
+
+async def test_a_plain_future_done_before_the_message_gives_next_and_keeps_the_message() -> None:
+    guard = RuntimeGuard()
+    ticker = guard.runtime_ticker()
+    work: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(ticker.tick(work))
+    await asyncio.sleep(0)
+    work.set_result(8)
+    guard.send_nowait(RuntimeControlMessage.RELOAD)  # the work finished first
+    assert await task == Next(8)
+    assert await ticker.tick(asyncio.sleep(60)) == Control(RuntimeControlMessage.RELOAD)
+
+
+async def test_a_future_subclass_is_raced_with_a_waiter_and_not_cancelled_by_the_sender() -> None:
+    class Work(asyncio.Future[int]):
+        pass
+
+    guard = RuntimeGuard()
+    ticker = guard.runtime_ticker()
+    work = Work()
+    task = asyncio.create_task(ticker.tick(work))
+    await asyncio.sleep(0)
+    guard.send_nowait(RuntimeControlMessage.RELOAD)
+    assert not work.cancelled()  # the ticker cancels it when it wakes, as for a task
+    assert await task == Control(RuntimeControlMessage.RELOAD)
+    assert work.cancelled()
