@@ -214,18 +214,24 @@ async def run_observed(rec: ChildRecord, start: Callable[[], Awaitable[None]]) -
     t0 = 0.0
     if observed:
         t0 = time.monotonic()
-        fan.emit_new(
-            ProcessStarted,
-            lambda now: ProcessStarted(
-                supervisor=rec.owner.path, child=rec.name, time=now, restart_count=rec.restart_count
-            ),
-        )
+        # No closure here (emit_new's builder): a variable a closure captures is
+        # a cell object kept for the whole run, one more object per child to collect.
+        if fan.wants(ProcessStarted):
+            fan.emit(
+                ProcessStarted(
+                    supervisor=rec.owner.path,
+                    child=rec.name,
+                    time=t0,
+                    restart_count=rec.restart_count,
+                )
+            )
     try:
         # start() is called and awaited here, not in a helper coroutine: one frame
         # per run less. A plain def's result fails the run with a clear TypeError.
         result = start()
         if type(result) is not _COROUTINE and not inspect.isawaitable(result):
             await start_of(getattr(start, "__self__", start), result)
+        del start  # a bound method: not kept alive for the whole run
         await result
     except asyncio.CancelledError:
         if rec.ready_timed_out:

@@ -6,9 +6,13 @@ Guarantees:
   names and values the concepts of :mod:`procman.vocabulary`: supervisor
   paths, child names, the fixed ``outcome``, ``result`` and ``strategy``
   sets and exception *bare class* names (never messages or ids).
-* Each labelled series is resolved once and cached in a dict keyed by its
-  label tuple, so a hot event costs one dict lookup and one locked increment
-  (plus the exemplar, set without re-validation: :mod:`procman_metrics.increment`).
+* The six per-child metrics (starts, exits, failures, restarts, stop
+  timeouts, last start) are counted in one plain object per child and read at
+  scrape time (:mod:`procman_metrics.child_series`; prometheus_client's own
+  series in multiprocess mode), so a hot event costs one dict lookup and one
+  locked increment, and a big tree keeps no prometheus_client object per
+  child. The per-supervisor series (shutdown and readiness histograms,
+  reloads, restart decisions) are prometheus_client series, cached by label.
 * ``procman_children`` is not updated per event: the tree of every root this
   observer is attached to (``on_tree_start``) and of every root given to
   :meth:`PrometheusMetrics.track` is read at scrape time.
@@ -29,6 +33,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,9 +54,6 @@ from procman.events import (
     ShutdownCompleted,
 )
 from procman.vocabulary import (
-    CHILD,
-    ERROR_TYPE,
-    OUTCOME,
     RELOAD_RESULT,
     RELOAD_RESULTS,
     STRATEGIES,
@@ -62,16 +64,10 @@ from procman.vocabulary import (
 )
 from procman_metrics._deps import PROMETHEUS_HINT
 from procman_metrics.buckets import SHUTDOWN_BUCKETS
-from procman_metrics.exemplars import Exemplar, exemplar_source
+from procman_metrics.exemplars import exemplar_source
 from procman_metrics.names import (
     BUILD_INFO,
-    CHILD_EXITS,
-    CHILD_FAILURES,
-    CHILD_LAST_START,
     CHILD_READY_DURATION,
-    CHILD_RESTARTS,
-    CHILD_STARTS,
-    CHILD_STOP_TIMEOUTS,
     HELP,
     RELOADS,
     SHUTDOWN_DURATION,
@@ -86,8 +82,17 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"procman_metrics needs prometheus_client: {PROMETHEUS_HINT}") from exc
 
+from procman_metrics.child_series import (
+    ClientSeries,
+    ClientSeriesFactory,
+    Tally,
+    TallyCollector,
+    multiprocess_mode,
+)
 from procman_metrics.collector import ChildrenCollector
-from procman_metrics.increment import inc, set_gauge
+from procman_metrics.increment import inc
+
+ChildSeries = Tally | ClientSeries
 
 __all__ = ["READY_BUCKETS", "PrometheusMetrics"]
 
@@ -95,20 +100,6 @@ READY_BUCKETS = SHUTDOWN_BUCKETS
 """Buckets of ``procman_child_ready_duration_seconds``: 1 ms to 5 min, as for shutdowns."""
 
 _SUPERVISOR = (SUPERVISOR.label_key,)
-_CHILD = (SUPERVISOR.label_key, CHILD.label_key)
-
-
-class _ChildSeries:
-    """The cached series of one (supervisor, child); None until first needed."""
-
-    __slots__ = ("exits", "last_start", "restarts", "starts", "stop_timeouts")
-
-    def __init__(self) -> None:
-        self.starts: Any = None
-        self.last_start: Any = None
-        self.restarts: Any = None
-        self.stop_timeouts: Any = None
-        self.exits: dict[str, Any] = {}
 
 
 class _SupervisorSeries:
@@ -149,36 +140,18 @@ class PrometheusMetrics(MetricsObserver):
         self.roots = TrackedRoots()
         """The tracked root managers (read at scrape time, held weakly)."""
         self._registered: list[Collector] = []
+        self._children: dict[tuple[str, str], ChildSeries] = {}
+        self._lock = threading.Lock()
+        """Counting may happen on several loops' threads (one observer, several trees)."""
         try:
-            self._starts = self._add(
-                Counter(CHILD_STARTS, HELP[CHILD_STARTS], _CHILD, registry=None)
-            )
-            self._exits = self._add(
-                Counter(CHILD_EXITS, HELP[CHILD_EXITS], (*_CHILD, OUTCOME.label_key), registry=None)
-            )
-            self._failures = self._add(
-                Counter(
-                    CHILD_FAILURES,
-                    HELP[CHILD_FAILURES],
-                    (*_CHILD, ERROR_TYPE.label_key),
-                    registry=None,
-                )
-            )
-            self._restarts = self._add(
-                Counter(CHILD_RESTARTS, HELP[CHILD_RESTARTS], _CHILD, registry=None)
-            )
-            self._stop_timeouts = self._add(
-                Counter(CHILD_STOP_TIMEOUTS, HELP[CHILD_STOP_TIMEOUTS], _CHILD, registry=None)
-            )
-            self._last_start = self._add(
-                Gauge(
-                    CHILD_LAST_START,
-                    HELP[CHILD_LAST_START],
-                    _CHILD,
-                    registry=None,
-                    multiprocess_mode="max",
-                )
-            )
+            if multiprocess_mode():  # values must live in prometheus_client's files
+                factory = ClientSeriesFactory()
+                for collector in factory.collectors():
+                    self._add(collector)
+                self._new_series: Callable[[str, str, bool], ChildSeries] = factory
+            else:
+                self._add(TallyCollector(self._children))
+                self._new_series = lambda _supervisor, _child, init: Tally(init)
             self._shutdown = self._add(
                 Histogram(
                     SHUTDOWN_DURATION,
@@ -230,9 +203,7 @@ class PrometheusMetrics(MetricsObserver):
                 "create one PrometheusMetrics per registry (or pass registry=CollectorRegistry())"
             ) from exc
         build_info.labels(__version__).set(1)
-        self._children: dict[tuple[str, str], _ChildSeries] = {}
         self._supervisors: dict[str, _SupervisorSeries] = {}
-        self._failure_series: dict[tuple[str, str, str], Any] = {}
         self._exemplar = exemplar_source()
         self._handlers: dict[type[LifecycleEvent], Callable[[Any], None]] = {
             ProcessStarting: self._on_starting,
@@ -240,7 +211,7 @@ class PrometheusMetrics(MetricsObserver):
             ProcessStopped: self._on_exit,
             ProcessCancelled: self._on_exit,
             ProcessAbandoned: self._on_exit,
-            ProcessFailed: self._on_failed,
+            ProcessFailed: self._on_exit,
             ProcessRestarted: self._on_restarted,
             ProcessStopTimedOut: self._on_stop_timeout,
             ShutdownCompleted: self._on_shutdown,
@@ -269,16 +240,17 @@ class PrometheusMetrics(MetricsObserver):
             self.registry.unregister(collector)
         self._registered.clear()
 
-    def _child(self, supervisor: str, child: str) -> _ChildSeries:
+    def _child(self, supervisor: str, child: str) -> ChildSeries:
         key = (supervisor, child)
         series = self._children.get(key)
         if series is None:
-            series = self._children[key] = _ChildSeries()
-            if self._init_series:
-                series.restarts = self._restarts.labels(supervisor, child)
-                series.stop_timeouts = self._stop_timeouts.labels(supervisor, child)
-                if supervisor not in self._supervisors:
-                    self._supervisor(supervisor)
+            init = self._init_series
+            with self._lock:
+                series = self._children.get(key)
+                if series is None:
+                    series = self._children[key] = self._new_series(supervisor, child, init)
+            if init and supervisor not in self._supervisors:
+                self._supervisor(supervisor)
         return series
 
     def wants(self, event_type: type[LifecycleEvent]) -> bool:
@@ -308,60 +280,38 @@ class PrometheusMetrics(MetricsObserver):
         series = self._children.get((event.supervisor, event.child))
         if series is None:
             series = self._child(event.supervisor, event.child)
-        starts = series.starts
-        if starts is None:
-            starts = series.starts = self._starts.labels(event.supervisor, event.child)
-            series.last_start = self._last_start.labels(event.supervisor, event.child)
         ex = self._exemplar
-        inc(starts, None if ex is None else ex())
-        set_gauge(series.last_start, time.time())
+        exemplar = None if ex is None else ex()
+        now = time.time()
+        with self._lock:
+            series.started(now, exemplar)
 
     def _on_exit(
-        self,
-        event: ProcessStopped | ProcessCancelled | ProcessAbandoned | ProcessFailed,
-        exemplar: Exemplar | None = None,
+        self, event: ProcessStopped | ProcessCancelled | ProcessAbandoned | ProcessFailed
     ) -> None:
         series = self._children.get((event.supervisor, event.child))
         if series is None:
             series = self._child(event.supervisor, event.child)
-        outcome = event.outcome
-        counter = series.exits.get(outcome)
-        if counter is None:
-            counter = series.exits[outcome] = self._exits.labels(
-                event.supervisor, event.child, outcome
-            )
-        if exemplar is None:
-            ex = self._exemplar
-            exemplar = None if ex is None else ex()
-        inc(counter, exemplar)
-
-    def _on_failed(self, event: ProcessFailed) -> None:
         ex = self._exemplar
         exemplar = None if ex is None else ex()  # one span: one exemplar for both counters
-        self._on_exit(event, exemplar)
-        key = (event.supervisor, event.child, error_type(event.exception))
-        counter = self._failure_series.get(key)
-        if counter is None:
-            counter = self._failure_series[key] = self._failures.labels(*key)
-        inc(counter, exemplar)
+        with self._lock:
+            series.exited(event.outcome, exemplar)
+            if type(event) is ProcessFailed:
+                series.failed(error_type(event.exception), exemplar)
 
     def _on_restarted(self, event: ProcessRestarted) -> None:
         series = self._child(event.supervisor, event.child)
-        counter = series.restarts
-        if counter is None:
-            counter = series.restarts = self._restarts.labels(event.supervisor, event.child)
         ex = self._exemplar
-        inc(counter, None if ex is None else ex())
+        exemplar = None if ex is None else ex()
+        with self._lock:
+            series.restarted(exemplar)
 
     def _on_stop_timeout(self, event: ProcessStopTimedOut) -> None:
         series = self._child(event.supervisor, event.child)
-        counter = series.stop_timeouts
-        if counter is None:
-            counter = series.stop_timeouts = self._stop_timeouts.labels(
-                event.supervisor, event.child
-            )
         ex = self._exemplar
-        inc(counter, None if ex is None else ex())
+        exemplar = None if ex is None else ex()
+        with self._lock:
+            series.stop_timed_out(exemplar)
 
     def _on_shutdown(self, event: ShutdownCompleted) -> None:
         series = self._supervisor(event.supervisor)
