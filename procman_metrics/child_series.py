@@ -71,9 +71,11 @@ _FAILURES = (*_CHILD, ERROR_TYPE.label_key)
 
 
 def multiprocess_mode() -> bool:
-    """Whether prometheus_client keeps values in a multiprocess directory (its env variable)."""
-    environ = os.environ
-    return bool(environ.get("PROMETHEUS_MULTIPROC_DIR") or environ.get("prometheus_multiproc_dir"))
+    """Whether prometheus_client keeps values in a multiprocess directory (its variable is set).
+
+    Set at all, as prometheus_client tests it: an empty value counts too.
+    """
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
 
 
 class Tally:

@@ -2,9 +2,10 @@
 
 Every event counted in a prometheus_client series ends in one of these
 calls (the per-supervisor series; the per-child ones only in multiprocess
-mode, see :mod:`procman_metrics.child_series`). prometheus_client's public ``Counter.inc(1, exemplar)`` checks that the
-metric is observable and that the amount is not negative, and validates the
-exemplar's label names and length on every call; ``Gauge.set`` checks
+mode, see :mod:`procman_metrics.child_series`). prometheus_client's public
+``Counter.inc(1, exemplar)`` checks that the metric is observable and that
+the amount is not negative, and validates the exemplar's label names and
+length on every call; ``Gauge.set`` checks
 observability and converts to float. None of it can fail for procman's
 calls: only labelled children returned by ``labels()`` (always observable)
 are passed here, amounts are 1, values are floats, and the exemplars always
