@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from procman.vocabulary import CHILD, ERROR_TYPE, OUTCOME, SUPERVISOR
@@ -117,20 +117,12 @@ class Tally:
             self._exemplar("starts", exemplar)
 
     def exited(self, outcome: str, exemplar: Exemplar | None) -> None:
-        exits = self.exits
-        if exits is None:
-            self.exits = {outcome: 1}
-        else:
-            exits[outcome] = exits.get(outcome, 0) + 1
+        self.exits = _bump(self.exits, outcome)
         if exemplar:
             self._exemplar(("exits", outcome), exemplar)
 
     def failed(self, error_type: str, exemplar: Exemplar | None) -> None:
-        failures = self.failures
-        if failures is None:
-            self.failures = {error_type: 1}
-        else:
-            failures[error_type] = failures.get(error_type, 0) + 1
+        self.failures = _bump(self.failures, error_type)
         if exemplar:
             self._exemplar(("failures", error_type), exemplar)
 
@@ -146,6 +138,14 @@ class Tally:
 
 
 _NO_EXEMPLARS: dict[Any, PromExemplar] = {}
+
+
+def _bump(counts: dict[str, int] | None, key: str) -> dict[str, int]:
+    """``counts`` (made on first use) with ``key`` counted once more."""
+    if counts is None:
+        return {key: 1}
+    counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _created_series_enabled() -> bool:
@@ -197,48 +197,61 @@ class TallyCollector(Collector):
         # list() copies in one C call (no Python code runs, so the loop thread
         # cannot change the dict meanwhile); each value is read whole.
         tallies: list[tuple[tuple[str, str], Tally]] = list(self._tallies.items())
-        for labels, tally in tallies:
-            if tally.starts:
-                ex = tally.exemplars or _NO_EXEMPLARS
-                made = tally.created if created else None
-                starts.add_metric(labels, tally.starts, made, exemplar=ex.get("starts"))
-        yield starts
-        for labels, tally in tallies:
-            outcomes = tally.exits
-            if outcomes is not None:
-                ex = tally.exemplars or _NO_EXEMPLARS
-                made = tally.created if created else None
-                for outcome, n in list(outcomes.items()):
-                    exemplar = ex.get(("exits", outcome))
-                    exits.add_metric((*labels, outcome), n, made, exemplar=exemplar)
-        yield exits
-        for labels, tally in tallies:
-            error_types = tally.failures
-            if error_types is not None:
-                ex = tally.exemplars or _NO_EXEMPLARS
-                made = tally.created if created else None
-                for error_type, n in list(error_types.items()):
-                    exemplar = ex.get(("failures", error_type))
-                    failures.add_metric((*labels, error_type), n, made, exemplar=exemplar)
-        yield failures
-        for labels, tally in tallies:
-            count = tally.restarts
-            if count is not None:
-                ex = tally.exemplars or _NO_EXEMPLARS
-                made = tally.created if created else None
-                restarts.add_metric(labels, count, made, exemplar=ex.get("restarts"))
-        yield restarts
-        for labels, tally in tallies:
-            count = tally.stop_timeouts
-            if count is not None:
-                ex = tally.exemplars or _NO_EXEMPLARS
-                made = tally.created if created else None
-                stop_timeouts.add_metric(labels, count, made, exemplar=ex.get("stop_timeouts"))
-        yield stop_timeouts
+        yield _counted(starts, tallies, created, _starts)
+        yield _counted(exits, tallies, created, _exits)
+        yield _counted(failures, tallies, created, _failures)
+        yield _counted(restarts, tallies, created, _restarts)
+        yield _counted(stop_timeouts, tallies, created, _stop_timeouts)
         for labels, tally in tallies:
             if tally.starts:
                 last_start.add_metric(labels, tally.last_start)
         yield last_start
+
+
+Rows = Iterable[tuple[tuple[str, ...], int, Any]]
+"""A counter's samples of one tally: (extra label values, count, exemplar key)."""
+
+
+def _counted(
+    family: CounterMetricFamily,
+    tallies: list[tuple[tuple[str, str], Tally]],
+    created: bool,
+    rows_of: Callable[[Tally], Rows],
+) -> CounterMetricFamily:
+    """``family`` with the samples ``rows_of`` reads from every tally."""
+    for labels, tally in tallies:
+        rows = rows_of(tally)
+        if rows:
+            ex = tally.exemplars or _NO_EXEMPLARS
+            made = tally.created if created else None
+            for extra, count, key in rows:
+                family.add_metric((*labels, *extra), count, made, exemplar=ex.get(key))
+    return family
+
+
+def _starts(tally: Tally) -> Rows:
+    n = tally.starts  # the series exists from the first start on
+    return (((), n, "starts"),) if n else ()
+
+
+def _exits(tally: Tally) -> Rows:
+    outcomes = tally.exits
+    return [] if outcomes is None else [((o,), n, ("exits", o)) for o, n in list(outcomes.items())]
+
+
+def _failures(tally: Tally) -> Rows:
+    types = tally.failures
+    return [] if types is None else [((t,), n, ("failures", t)) for t, n in list(types.items())]
+
+
+def _restarts(tally: Tally) -> Rows:
+    n = tally.restarts
+    return () if n is None else (((), n, "restarts"),)
+
+
+def _stop_timeouts(tally: Tally) -> Rows:
+    n = tally.stop_timeouts
+    return () if n is None else (((), n, "stop_timeouts"),)
 
 
 class ClientSeriesFactory:
