@@ -263,33 +263,28 @@ def emit_end(
     if rec.abandoned or not fan.wants(end):
         return  # per child on every shutdown: decided before anything is built
     now = time.monotonic()
-    path, name, restarts, duration = rec.owner.path, rec.name, rec.restart_count, now - t0
-    event: ProcessCancelled | ProcessFailed | ProcessStopped
+    fields: dict[str, Any]
     if cancelled:
         forced = rec.force_cancelled
-        event = ProcessCancelled(
-            supervisor=path,
-            child=name,
-            time=now,
-            restart_count=restarts,
-            duration=duration,
-            forced=forced,
-            requested=forced or rec.owner.shutdown_requested(),
-        )
+        fields = {"forced": forced, "requested": forced or rec.owner.shutdown_requested()}
     elif exc is not None:
-        event = ProcessFailed(
-            supervisor=path,
-            child=name,
-            time=now,
-            restart_count=restarts,
-            duration=duration,
-            exception=exc,
-        )
+        fields = {"exception": exc}
     else:
-        event = ProcessStopped(
-            supervisor=path, child=name, time=now, restart_count=restarts, duration=duration
+        fields = _NO_FIELDS
+    fan.emit(
+        end(
+            supervisor=rec.owner.path,
+            child=rec.name,
+            time=now,
+            restart_count=rec.restart_count,
+            duration=now - t0,
+            **fields,
         )
-    fan.emit(event)
+    )
+
+
+_NO_FIELDS: dict[str, Any] = {}
+"""The fields a ``ProcessStopped`` has beyond those of every terminal event."""
 
 
 async def start_of(runnable: object, result: object) -> None:

@@ -16,6 +16,12 @@ __all__ = ["LaunchSignals"]
 _log = logging.getLogger("procman.launch")
 
 
+def _ignored(sig: signal.Signals, when: str) -> None:
+    _log.warning(
+        "%s received %s; ignored", sig.name, when, extra={"procman_event": "procman.signal.ignored"}
+    )
+
+
 class LaunchSignals:
     """The launcher's state a signal acts on, and its handlers (main thread only)."""
 
@@ -41,11 +47,7 @@ class LaunchSignals:
         # late): before it runs the launcher reloads the tree; before and after, ignored.
         root = self.root
         if root is None or root.phase is not ManagerPhase.RUNNING or self._stopping():
-            _log.warning(
-                "%s received while the tree is not running; ignored",
-                sig.name,
-                extra={"procman_event": "procman.signal.ignored"},
-            )
+            _ignored(sig, "while the tree is not running")
             return
         _log.info("received %s", sig.name, extra={"procman_event": "procman.signal.received"})
         task = asyncio.ensure_future(root.process_handle().reload())
@@ -62,11 +64,7 @@ class LaunchSignals:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stopping():
-            _log.warning(
-                "%s received during the shutdown; ignored",
-                sig.name,
-                extra={"procman_event": "procman.signal.ignored"},
-            )
+            _ignored(sig, "during the shutdown")
             return
         _log.info("received %s", sig.name, extra={"procman_event": "procman.signal.received"})
         self.signal = sig

@@ -76,13 +76,9 @@ class OperationSpans:
     def shutdown_completed(self, event: ShutdownCompleted) -> None:
         path = event.supervisor
         span = self._shutdowns.pop(path, None)
-        if span is None:  # the request was not seen: rebuild the span from the timestamps
-            span = self.tracer.start_span(
-                v.SHUTDOWN_SPAN,
-                self._operation_parent(path, self._shutdowns),
-                attributes={SUPERVISOR: path},
-                start_time=wall_ns(event.start_time or event.time - event.duration),
-            )
+        if span is None:
+            parent = self._operation_parent(path, self._shutdowns)
+            span = self._rebuilt(v.SHUTDOWN_SPAN, parent, {SUPERVISOR: path}, event)
         span.set_attribute(v.FORCED.attribute_key, event.forced)
         span.end(end_time=wall_ns(event.time))
 
@@ -114,12 +110,8 @@ class OperationSpans:
         path = event.supervisor
         span = self._reloads.pop(path, None)
         if span is None:
-            span = self.tracer.start_span(
-                v.RELOAD_SPAN,
-                self._operation_parent(path, self._reloads),
-                attributes={SUPERVISOR: path},
-                start_time=wall_ns(event.start_time or event.time - event.duration),
-            )
+            parent = self._operation_parent(path, self._reloads)
+            span = self._rebuilt(v.RELOAD_SPAN, parent, {SUPERVISOR: path}, event)
         span.set_attribute(v.RELOAD_RESULT.attribute_key, event.result)
         span.set_attribute(v.ERRORS.attribute_key, event.errors)
         if event.result != "ok":
@@ -210,19 +202,27 @@ class OperationSpans:
 
     def restart_completed(self, event: RestartCompleted) -> None:
         span = self._decisions.pop((event.supervisor, event.trigger), None)
-        if span is None:  # the request was not seen: rebuild the span from the timestamps
-            span = self.tracer.start_span(
-                v.RESTART_SPAN,
-                self.runs.context_of(event.supervisor),
-                attributes={
-                    SUPERVISOR: event.supervisor,
-                    STRATEGY: event.strategy,
-                    v.TRIGGER.attribute_key: event.trigger,
-                },
-                start_time=wall_ns(event.start_time or event.time - event.duration),
-            )
+        if span is None:
+            attributes = {
+                SUPERVISOR: event.supervisor,
+                STRATEGY: event.strategy,
+                v.TRIGGER.attribute_key: event.trigger,
+            }
+            parent = self.runs.context_of(event.supervisor)
+            span = self._rebuilt(v.RESTART_SPAN, parent, attributes, event)
         span.set_attribute(v.RESTART_RESULT.attribute_key, event.result)
         span.end(end_time=wall_ns(event.time))
+
+    def _rebuilt(
+        self,
+        name: str,
+        parent: Context | None,
+        attributes: dict[str, Any],
+        event: ShutdownCompleted | ReloadCompleted | RestartCompleted,
+    ) -> Span:
+        """The span of an operation whose request was not seen, from its completion's timestamps."""
+        start = wall_ns(event.start_time or event.time - event.duration)
+        return self.tracer.start_span(name, parent, attributes=attributes, start_time=start)
 
     def _drop_pending_restarts(self, path: str, end_time: int) -> None:
         """A shutdown drops the restarts ``path`` has pending: end their spans.
